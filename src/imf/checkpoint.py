@@ -1,0 +1,113 @@
+"""Model checkpoints: a folder with ``config.json`` (the IMFConfig) and ``model.safetensors`` (weights).
+
+The architecture is rebuilt from the config, never inferred from tensor shapes; every mismatch between
+the config and the weights is reported by name. Training state (optimisers, EMA, RNG) lives apart, in
+the trainer's own files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from imf.config import IMFConfig
+from imf.errors import CheckpointError, ConfigError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT = "imf-model"
+FORMAT_VERSION = 1
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def save_model(model, path, dtype: torch.dtype | None = None) -> None:
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": model.config.to_dict()}
+    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
+             for k, v in model.state_dict().items()}
+    tmp = path / (WEIGHTS_NAME + ".tmp")
+    save_file(state, str(tmp), metadata={"format": FORMAT})
+    os.replace(tmp, path / WEIGHTS_NAME)
+    _atomic_write_bytes(path / CONFIG_NAME, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_config(path) -> IMFConfig:
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint folder {path} does not exist")
+    cfg_path = path / CONFIG_NAME
+    if not cfg_path.is_file():
+        raise CheckpointError(f"{cfg_path} is missing: not an imf checkpoint folder")
+    try:
+        meta = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{cfg_path} is not valid JSON: {e}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{cfg_path} is not an imf model config (format {meta.get('format')!r})"
+                              if isinstance(meta, dict) else f"{cfg_path} is not an imf model config")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{cfg_path}: unsupported format_version {meta.get('format_version')!r} "
+                              f"(this imf reads {FORMAT_VERSION})")
+    try:
+        return IMFConfig.from_dict(meta["config"])
+    except (ConfigError, TypeError, KeyError) as e:
+        raise CheckpointError(f"{cfg_path}: bad config: {e}") from None
+
+
+def load_model(path, map_location: str | torch.device = "cpu"):
+    """Rebuild an IMF from ``path/config.json`` and load ``path/model.safetensors`` (cast to fp32)."""
+    from imf.models.imf import IMF
+
+    path = Path(path)
+    config = read_config(path)
+    weights = path / WEIGHTS_NAME
+    if not weights.is_file():
+        raise CheckpointError(f"{weights} is missing")
+    try:
+        state = load_file(str(weights), device=str(map_location))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{weights} is not a readable safetensors file: {e}") from None
+    model = IMF(config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensor(s), e.g. {missing[0]}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} tensor(s), e.g. {unexpected[0]}")
+        raise CheckpointError(f"{weights} does not match its config: " + "; ".join(parts))
+    for name, tensor in state.items():
+        if tensor.shape != expected[name].shape:
+            raise CheckpointError(f"{weights}: tensor {name} has shape {tuple(tensor.shape)}, "
+                                  f"the config needs {tuple(expected[name].shape)}")
+        if tensor.is_floating_point():
+            state[name] = tensor.float()
+    model.load_state_dict(state)
+    model.to(map_location)
+    return model.eval()
+
+
+def model_hash(model) -> str:
+    """Hex sha256 identifying a model: its config and the exact bytes of its weights (as fp32)."""
+    h = hashlib.sha256(model.config.to_json().encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        t = tensor.detach().cpu()
+        if t.is_floating_point():
+            t = t.float()
+        h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()

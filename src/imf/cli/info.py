@@ -1,0 +1,36 @@
+"""``imf info``: parameters per part, feature shapes and FLOPs per frame."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from imf.config import PRESETS
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="parameters per part, feature shapes and FLOPs per frame",
+                       description="Print parameters per part, feature shapes and FLOPs per frame "
+                                   "(per reference and per frame) of a preset or a checkpoint.")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--preset", choices=PRESETS, default=None, help="a built-in preset (default: paper-256)")
+    src.add_argument("--ckpt", metavar="DIR", help="a checkpoint folder (config.json + model.safetensors)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from imf.checkpoint import read_config
+    from imf.config import IMFConfig
+    from imf.info import format_summary, model_summary
+    from imf.models.imf import IMF
+
+    if args.ckpt:
+        config, name = read_config(args.ckpt), str(args.ckpt)
+    else:
+        name = args.preset or "paper-256"
+        config = IMFConfig.preset(name)
+    summary = model_summary(IMF(config))
+    summary["name"] = name
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary, name))
+    return 0

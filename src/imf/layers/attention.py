@@ -1,0 +1,76 @@
+"""Attention for IMF_A.
+
+Dimension letters: b batch, n sequence (H·W of one scale), h heads, d per-head width, c channels.
+
+Two paths computing the same function (tested against each other):
+- SDPA: ``torch.nn.functional.scaled_dot_product_attention``; on fused kernels (flash / memory-efficient)
+  the n×n score matrix is never materialised.
+- explicit: softmax(q kᵀ / √d) v written out; kept as the readable reference.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, use_sdpa: bool = True) -> torch.Tensor:
+    """q (b, h, n, d), k (b, h, m, d), v (b, h, m, e) → (b, h, n, e)."""
+    if use_sdpa:
+        return F.scaled_dot_product_attention(q, k, v)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (b, h, n, m)
+    return scores.softmax(dim=-1) @ v
+
+
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(b, n, h·d) → (b, h, n, d)."""
+    b, n, c = x.shape
+    return x.view(b, n, heads, c // heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(b, h, n, d) → (b, n, h·d)."""
+    b, h, n, d = x.shape
+    return x.transpose(1, 2).reshape(b, n, h * d)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with a fused qkv projection and an output projection."""
+
+    def __init__(self, dim: int, heads: int, use_sdpa: bool = True):
+        super().__init__()
+        self.heads, self.use_sdpa = heads, use_sdpa
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x (b, n, c)
+        q, k, v = self.qkv(x).chunk(3, dim=-1)  # each (b, n, c)
+        out = attention(split_heads(q, self.heads), split_heads(k, self.heads), split_heads(v, self.heads),
+                        self.use_sdpa)
+        return self.proj(merge_heads(out))
+
+
+class TransformerBlock(nn.Module):
+    """x + MHSA(LN(x)), then x + FFN(x) with FFN = GELU(LN(x) W1) W2 (the paper's form)."""
+
+    def __init__(self, dim: int, heads: int, ffn_ratio: int = 4, use_sdpa: bool = True):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, heads, use_sdpa)
+        self.norm2 = nn.LayerNorm(dim)
+        self.w1 = nn.Linear(dim, ffn_ratio * dim)
+        self.w2 = nn.Linear(ffn_ratio * dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x (b, n, c)
+        x = x + self.attn(self.norm1(x))
+        return x + self.w2(F.gelu(self.w1(self.norm2(x))))
+
+
+def set_sdpa(module: nn.Module, use_sdpa: bool) -> None:
+    """Switch every attention under ``module`` between the SDPA and the explicit-softmax path."""
+    for m in module.modules():
+        if hasattr(m, "use_sdpa"):
+            m.use_sdpa = use_sdpa

@@ -1,0 +1,12 @@
+"""The parts of IMF, named after the paper's symbols (DESIGN §1)."""
+
+from imf.models.alignment import ImplicitMotionAlignment
+from imf.models.discriminator import MultiScaleDiscriminator
+from imf.models.feature_encoder import DenseFeatureEncoder
+from imf.models.frame_decoder import FrameDecoder
+from imf.models.imf import IMF, ReferenceState
+from imf.models.token_decoder import LatentTokenDecoder
+from imf.models.token_encoder import LatentTokenEncoder
+
+__all__ = ["IMF", "ReferenceState", "LatentTokenEncoder", "DenseFeatureEncoder", "LatentTokenDecoder",
+           "ImplicitMotionAlignment", "FrameDecoder", "MultiScaleDiscriminator"]

@@ -1,0 +1,28 @@
+import os
+
+import pytest
+import torch
+
+# Tests run on CPU in fp32 with a fixed seed and few threads (CI has 2 cores).
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture
+def tiny_config():
+    import imf
+
+    return imf.IMFConfig.preset("tiny-64")
+
+
+@pytest.fixture
+def tiny_model(tiny_config):
+    import imf
+
+    torch.manual_seed(0)
+    return imf.IMF(tiny_config).eval()
