@@ -1,0 +1,5 @@
+import sys
+
+from imf.cli import main
+
+sys.exit(main())

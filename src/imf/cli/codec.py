@@ -1,0 +1,252 @@
+"""``imf encode``, ``imf decode`` and ``imf codec fit|info``: the IMF video codec on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def _quality_list(text: str) -> list[int]:
+    try:
+        return sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _fraction(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected START:STOP fractions such as 0:0.8, got {text!r}") from None
+    if not 0.0 <= lo < hi <= 1.0:
+        raise argparse.ArgumentTypeError(f"need 0 <= START < STOP <= 1, got {text!r}")
+    return lo, hi
+
+
+def _device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=None,
+                   help="torch device for the model, e.g. cpu or cuda (default: cuda if available, else cpu)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from imf.codec.keyframe import DEFAULT_KEYFRAME_CODEC, DEFAULT_KEYFRAME_QUALITY, KEYFRAME_CODECS
+    from imf.codec.quantizer import DEFAULT_QUALITIES, DEFAULT_QUALITY
+    from imf.codec.scenecut import DEFAULT_SCENE_CUT_THRESHOLD
+
+    e = sub.add_parser("encode", help="encode a video into an .imf file",
+                       description="Encode a video with an IMF checkpoint: keyframes intra-coded, every other "
+                                   "frame one entropy-coded latent token. Prints the bit accounting.")
+    e.add_argument("video", metavar="VIDEO", help="input video file (or folder of frames); centre-cropped and "
+                                                  "resized to the model's resolution")
+    e.add_argument("--ckpt", metavar="DIR", required=True, help="checkpoint folder with fitted codec tables")
+    e.add_argument("-o", "--output", metavar="FILE.imf", required=True, help="output .imf file")
+    rate = e.add_mutually_exclusive_group()
+    rate.add_argument("--quality", type=int, default=None,
+                      help=f"token quality level (one of the fitted levels; default {DEFAULT_QUALITY}; higher is finer)")
+    rate.add_argument("--target-kbps", type=float, default=None, metavar="R",
+                      help="pick the highest quality whose token stream fitted within R kbps on the fitting data "
+                           "(keyframes not counted)")
+    e.add_argument("--entropy", choices=("temporal", "static"), default="temporal",
+                   help="entropy model: residual to the previous token (temporal, default) or per-frame (static)")
+    e.add_argument("--keyframe-codec", choices=KEYFRAME_CODECS, default=DEFAULT_KEYFRAME_CODEC,
+                   help=f"still-image codec of keyframes (default {DEFAULT_KEYFRAME_CODEC})")
+    e.add_argument("--keyframe-quality", type=int, default=DEFAULT_KEYFRAME_QUALITY,
+                   help=f"keyframe codec quality 0..100 (default {DEFAULT_KEYFRAME_QUALITY})")
+    e.add_argument("--max-keyframe-interval", type=int, default=None, metavar="N",
+                   help="send a keyframe at least every N frames (default: only at cuts)")
+    e.add_argument("--min-psnr", type=float, default=None, metavar="DB",
+                   help="send a keyframe when the reconstruction falls below DB dB PSNR (default: off)")
+    e.add_argument("--scene-cut", type=float, default=DEFAULT_SCENE_CUT_THRESHOLD, metavar="T",
+                   help=f"colour-histogram distance in (0, 1] that counts as a scene cut "
+                        f"(default {DEFAULT_SCENE_CUT_THRESHOLD}; 0 disables)")
+    e.add_argument("--packet-frames", type=int, default=8, metavar="N", help="frames per token packet (default 8)")
+    e.add_argument("--json", metavar="STATS", help="also write the bit accounting to this JSON file")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    _device_arg(e)
+    e.set_defaults(func=run_encode)
+
+    d = sub.add_parser("decode", help="decode an .imf file into a video",
+                       description="Decode an .imf file to an H.264 video, frame by frame. Nothing is left at "
+                                   "the output path if decoding fails.")
+    d.add_argument("input", metavar="FILE.imf", help="the .imf file")
+    d.add_argument("-o", "--output", metavar="OUT.mp4", required=True, help="output video (mp4, mov or mkv)")
+    d.add_argument("--ckpt", metavar="DIR", default=None,
+                   help="checkpoint folder of the model the file was made with (default: the folder recorded "
+                        "for its model hash when it was encoded or fitted on this machine)")
+    d.add_argument("--crf", type=int, default=18, help="x264 CRF of the output video (default 18)")
+    d.add_argument("--json", metavar="STATS", help="write decode statistics (frames, seconds, fps) to this JSON file")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    _device_arg(d)
+    d.set_defaults(func=run_decode)
+
+    c = sub.add_parser("codec", help="codec tables: fit them, inspect .imf files",
+                       description="Fit the codec's entropy tables for a checkpoint, or print an .imf header.")
+    csub = c.add_subparsers(dest="codec_command", metavar="COMMAND")
+    f = csub.add_parser("fit", help="fit token statistics and entropy tables and store them in the checkpoint",
+                        description="Compute the tokens of training videos, measure each dimension's spread and "
+                                    "fit static and temporal integer entropy tables for each quality level; "
+                                    "writes codec.json and codec.safetensors into the checkpoint folder.")
+    f.add_argument("--ckpt", metavar="DIR", required=True, help="checkpoint folder (tables are written into it)")
+    f.add_argument("--data", metavar="PATH", nargs="+", required=True,
+                   help="training videos, frame folders, or folders of videos")
+    f.add_argument("--qualities", type=_quality_list, default=list(DEFAULT_QUALITIES),
+                   help="comma-separated quality levels to fit (default 1..10)")
+    f.add_argument("--max-frames", type=int, default=None, metavar="N", help="at most N frames per video")
+    f.add_argument("--fraction", type=_fraction, default=(0.0, 1.0), metavar="START:STOP",
+                   help="part of each video to use, e.g. 0:0.8 keeps the last 20%% held out (default 0:1)")
+    f.add_argument("--batch-size", type=int, default=16, help="frames per forward pass (default 16)")
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
+    _device_arg(f)
+    f.set_defaults(func=run_fit)
+    i = csub.add_parser("info", help="print the header of an .imf file",
+                        description="Validate and print the header of an .imf file.")
+    i.add_argument("input", metavar="FILE.imf", help="the .imf file")
+    i.add_argument("--json", action="store_true", help="print JSON")
+    i.set_defaults(func=run_info)
+
+    def codec_help(args: argparse.Namespace) -> int:
+        c.print_help()
+        return 2
+
+    c.set_defaults(func=codec_help)
+
+
+def _device(name: str | None) -> str:
+    import torch
+
+    return name or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _write_json(path: str, data: dict) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, indent=2) + "\n")
+
+
+def run_encode(args: argparse.Namespace) -> int:
+    from imf.checkpoint import load_model
+    from imf.codec.decoder import read_header
+    from imf.codec.encoder import encode_video
+    from imf.codec.quantizer import DEFAULT_QUALITY
+    from imf.codec.registry import remember_checkpoint
+    from imf.codec.tables import load_tables
+    from imf.data.video import probe
+
+    tables = load_tables(args.ckpt)
+    quality = DEFAULT_QUALITY if args.quality is None else args.quality
+    if args.target_kbps is not None:
+        quality = tables.quality_for_token_rate(args.target_kbps, probe(args.video).fps, args.entropy)
+        print(f"token quality {quality} for a target of {args.target_kbps} kbps of tokens")
+    model = load_model(args.ckpt, map_location=_device(args.device))
+    stats = encode_video(
+        model, args.video, args.output, tables=tables, quality=quality, entropy=args.entropy,
+        keyframe_codec=args.keyframe_codec, keyframe_quality=args.keyframe_quality,
+        max_keyframe_interval=args.max_keyframe_interval, min_quality_psnr=args.min_psnr,
+        scene_cut_threshold=args.scene_cut or None, packet_frames=args.packet_frames, progress=not args.quiet)
+    remember_checkpoint(read_header(args.output).model_hash, args.ckpt)
+    print(f"wrote {args.output}")
+    print(stats.summary())
+    if args.json:
+        _write_json(args.json, {"input": str(args.video), "output": str(args.output), **stats.to_dict()})
+    return 0
+
+
+def _resolve_checkpoint(args: argparse.Namespace, header) -> Path:
+    from imf.codec.registry import find_checkpoint
+    from imf.errors import CheckpointError
+
+    if args.ckpt:
+        return Path(args.ckpt)
+    found = find_checkpoint(header.model_hash)
+    if found is None:
+        raise CheckpointError(f"{args.input} was encoded with model {header.model_hash[:16]}, which is not known "
+                              f"on this machine; pass --ckpt DIR")
+    return found
+
+
+def run_decode(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from imf.checkpoint import load_model, model_hash
+    from imf.codec.decoder import check_model, decode_file, read_header
+    from imf.codec.tables import load_tables
+    from imf.data.video import VideoWriter
+
+    header = read_header(args.input)  # validate before loading anything or creating the output
+    ckpt = _resolve_checkpoint(args, header)
+    model = load_model(ckpt, map_location=_device(args.device))
+    identity = model_hash(model)
+    check_model(header, model, str(args.input), identity)
+    tables = load_tables(ckpt)
+    start = time.perf_counter()
+    count = 0
+    # VideoWriter writes under a temporary name and renames on success; on an error it deletes it.
+    with VideoWriter(args.output, header.fps, header.width, header.height, crf=args.crf) as writer, \
+            tqdm(total=header.frame_count, unit="frame", desc="decode", disable=args.quiet) as bar:
+        for frame in decode_file(args.input, model, tables=tables, model_hash=identity):
+            writer.write(frame)
+            count += 1
+            bar.update(1)
+    seconds = time.perf_counter() - start
+    fps = count / seconds if seconds > 0 else 0.0
+    print(f"wrote {args.output}: {count} frames {header.width}x{header.height}, decoded at {fps:.1f} frames/s")
+    if args.json:
+        _write_json(args.json, {"input": str(args.input), "output": str(args.output), "num_frames": count,
+                                "decode_seconds": seconds, "decode_fps": fps, "header": header.to_dict()})
+    return 0
+
+
+def _expand_sources(paths: list[str]) -> list[Path]:
+    from imf.data.video import VIDEO_EXTS, list_frame_files
+    from imf.errors import InputError
+
+    out: list[Path] = []
+    for text in paths:
+        path = Path(text)
+        if not path.exists():
+            raise InputError(f"{path}: no such file or folder")
+        if path.is_dir():
+            videos = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_EXTS)
+            if videos:
+                out.extend(videos)
+            elif list_frame_files(path):
+                out.append(path)  # a folder of frames is one clip
+            else:
+                raise InputError(f"{path}: folder holds no videos or frames")
+        else:
+            out.append(path)
+    return out
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    from imf.checkpoint import load_model
+    from imf.codec.fit import fit_codec
+    from imf.codec.registry import remember_checkpoint
+
+    model = load_model(args.ckpt, map_location=_device(args.device))
+    sources = _expand_sources(args.data)
+    tables = fit_codec(model, sources, qualities=args.qualities, max_frames=args.max_frames,
+                       fraction=args.fraction, batch_size=args.batch_size, progress=not args.quiet)
+    tables.save(args.ckpt)
+    remember_checkpoint(tables.model_hash, args.ckpt)
+    print(f"fitted codec tables on {tables.info['num_frames']} frames of {len(sources)} source(s) for qualities "
+          f"{list(tables.qualities)}; wrote {args.ckpt}/codec.json and codec.safetensors (id {tables.identity()[:16]})")
+    for q in tables.qualities:
+        lv = tables.levels[q]
+        print(f"  quality {q}: static symbols {lv.static.min_symbol}..{lv.static.max_symbol}, "
+              f"temporal residuals {lv.temporal.min_symbol}..{lv.temporal.max_symbol}")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from imf.codec.decoder import read_header
+
+    header = read_header(args.input)
+    data = header.to_dict()
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        for k, v in data.items():
+            print(f"{k:15s} {v}")
+    return 0

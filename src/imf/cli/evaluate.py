@@ -1,0 +1,130 @@
+"""``imf eval`` (self-reconstruction metrics, the paper's Table 1) and ``imf rd`` (rate–distortion
+against standard codecs). Both only parse arguments and call ``imf.eval``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _device(name: str | None) -> str:
+    import torch
+
+    if name:
+        return name
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval", help="self-reconstruction metrics (L1, PSNR, SSIM, MS-SSIM, LPIPS, FID) of a checkpoint",
+        description="Reconstruct every frame of each video from one reference frame and the frame's token; "
+                    "report per-video and mean L1, PSNR, SSIM, MS-SSIM, LPIPS (VGG and AlexNet) and FID, beside "
+                    "the copy-the-reference baseline, as JSON and a Markdown table shaped like the paper's Table 1.")
+    p.add_argument("--ckpt", required=True, metavar="DIR", help="checkpoint folder (config.json + model.safetensors)")
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="videos (or frame folders) to evaluate")
+    p.add_argument("--json", metavar="FILE", help="write the full report as JSON here")
+    p.add_argument("--markdown", metavar="FILE", help="write the Markdown tables here (printed to stdout otherwise)")
+    p.add_argument("--compare", metavar="DIR",
+                   help="write side-by-side videos (reference | original | reconstruction) into this folder")
+    p.add_argument("--max-frames", type=_positive, metavar="N", help="use only the first N frames of each video")
+    p.add_argument("--ref-frame", type=int, default=0, metavar="K",
+                   help="index of the reference frame within the frames used (default: 0, the first)")
+    p.add_argument("--batch-size", type=_positive, default=8, metavar="B", help="frames decoded per batch (default 8)")
+    p.add_argument("--no-fid", action="store_true", help="skip FID (it needs the Inception weights and is slow on CPU)")
+    p.add_argument("--device", metavar="DEV", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_eval)
+
+    r = sub.add_parser(
+        "rd", help="rate–distortion of our codec against x264, x265, AV1 and VVC: JSON, CSV, Markdown and plots",
+        description="Encode each video with our codec at several token qualities and with standard codecs "
+                    "(ffmpeg of imageio-ffmpeg; low delay, one keyframe) at several CRF/QP points, on the same "
+                    "S×S frames; measure PSNR, MS-SSIM, LPIPS (and VMAF where available) on RGB; write every "
+                    "point (rd.json, rd_points.csv), BD-rate / BD-quality of ours against each codec, a "
+                    "Markdown report and PNG plots into --out.")
+    r.add_argument("--ckpt", required=True, metavar="DIR", help="checkpoint folder with its codec tables")
+    r.add_argument("videos", nargs="+", metavar="VIDEO", help="videos (or frame folders) to code")
+    r.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    r.add_argument("--codecs", default="x264,x265,av1,vvc", metavar="LIST",
+                   help="comma-separated standard codecs among x264, x265, av1, vvc (default: all); a codec the "
+                        "ffmpeg binary lacks is reported and skipped")
+    r.add_argument("--qualities", type=_int_list, metavar="Q,Q,...",
+                   help="our token quality levels (default: every level in the checkpoint's codec tables)")
+    for name in ("x264", "x265", "av1", "vvc"):
+        from imf.eval.baselines import CODECS
+
+        spec = CODECS[name]
+        r.add_argument(f"--{name}-points", type=_int_list, metavar=f"{spec.param.upper()},...",
+                       help=f"{spec.param.upper()} points of {name} (default: "
+                            f"{','.join(map(str, spec.default_points))})")
+    r.add_argument("--max-frames", type=_positive, metavar="N", help="use only the first N frames of each video")
+    r.add_argument("--no-vmaf", action="store_true", help="skip VMAF")
+    r.add_argument("--no-plots", action="store_true", help="do not draw the PNG plots")
+    r.add_argument("--device", metavar="DEV", help="torch device (default: cuda if available, else cpu)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=run_rd)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    import imf
+    from imf.eval.reconstruct_eval import evaluate_reconstruction
+    from imf.eval.report import eval_markdown
+
+    _setup_logging()
+    device = _device(args.device)
+    model = imf.load_model(args.ckpt, map_location=device)
+    report = evaluate_reconstruction(model, args.videos, ref_frame=args.ref_frame, max_frames=args.max_frames,
+                                     batch_size=args.batch_size, compare_dir=args.compare, with_fid=not args.no_fid,
+                                     checkpoint=str(args.ckpt), progress=not args.quiet)
+    markdown = eval_markdown(report)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n")
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(markdown)
+    if not args.markdown or not args.json:
+        print(markdown)
+    return 0
+
+
+def run_rd(args: argparse.Namespace) -> int:
+    from imf.eval.rd import run_rd as rd
+
+    _setup_logging()
+    codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
+    points = {name: getattr(args, f"{name}_points") for name in ("x264", "x265", "av1", "vvc")
+              if getattr(args, f"{name}_points")}
+    result = rd(args.ckpt, args.videos, args.out, codecs=codecs, qualities=args.qualities, crfs=points,
+                max_frames=args.max_frames, device=_device(args.device), with_vmaf=not args.no_vmaf,
+                plots=not args.no_plots, progress=not args.quiet)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"{len(result.points)} RD points of {', '.join(result.codecs)} written to {args.out} "
+          f"(rd.json, rd_points.csv, rd_report.md{'' if args.no_plots else ', PNG plots'})")
+    return 0

@@ -1,0 +1,44 @@
+"""``imf train``: train IMF from a YAML config (also under ``torchrun``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train IMF on video clips (one process, or many under torchrun)",
+        description="Train IMF with the paper's recipe (10·L1 + 10·VGG + 1·GAN, Adam, EMA). The same command "
+                    "runs under `torchrun --nproc_per_node=K -m imf.cli train ...` for DDP, on one or many nodes.")
+    p.add_argument("--config", required=True, metavar="FILE", help="training YAML (see configs/*.yaml)")
+    p.add_argument("--data", required=True, nargs="+", metavar="PATH",
+                   help="video files, frame folders, folders of clips, or .txt lists of clips")
+    p.add_argument("--out", required=True, metavar="RUN", help="run folder: checkpoints, TensorBoard, final model")
+    p.add_argument("--resume", action="store_true", help="continue the run in RUN from its latest checkpoint")
+    p.add_argument("--max-steps", type=int, default=None, metavar="N", help="override run.max_steps")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--seed", type=int, default=None, help="override run.seed")
+    p.add_argument("--num-workers", type=int, default=None, help="override run.num_workers")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from imf.train.config import TrainConfig
+    from imf.train.trainer import Trainer
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    config = TrainConfig.from_yaml(args.config)
+    overrides = {k: v for k, v in (("max_steps", args.max_steps), ("seed", args.seed),
+                                   ("num_workers", args.num_workers)) if v is not None}
+    if overrides:
+        config = config.replace_run(**overrides)
+    trainer = Trainer(config, args.data, args.out, resume=args.resume, device=args.device)
+    try:
+        summary = trainer.fit()
+    finally:
+        trainer.close()
+    if trainer.dist.is_main:
+        print(json.dumps(summary, indent=2))
+    return 0

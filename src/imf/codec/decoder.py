@@ -1,0 +1,138 @@
+"""Decoding .imf files, frame by frame in bounded memory.
+
+Two stages:
+- :func:`iter_units` parses and entropy-decodes the stream (no neural network): it yields
+  ``("keyframe", image uint8 (H, W, 3))`` and ``("tokens", symbols (d,) int64)`` per frame, in order,
+  and validates everything (BitstreamError otherwise).
+- :func:`decode_file` runs the model on those units: a keyframe is output as its decoded image and
+  becomes the reference; a token frame is ``D(dequantize(symbols), reference)``. Frames come out as
+  soon as their record is read, long before the end of the file.
+
+The encoder reconstructs frames with the same function (:func:`reconstruct_frame`), one frame per
+call (batch 1), so the decoder's frames equal the encoder's own reconstruction exactly.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import BinaryIO, Iterator
+
+import numpy as np
+import torch
+
+from imf.codec.bitstream import KEYFRAME, TOKENS, BitstreamReader, ImfHeader
+from imf.codec.keyframe import decode_keyframe
+from imf.codec.packets import TokenCoder
+from imf.codec.quantizer import TokenQuantizer
+from imf.codec.tables import CodecTables
+from imf.errors import BitstreamError, CheckpointError
+
+
+def read_header(path: str | os.PathLike) -> ImfHeader:
+    """The validated header of an .imf file (BitstreamError if it is not a readable .imf file)."""
+    with open(path, "rb") as f:
+        return BitstreamReader(f, name=str(path)).header
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def reconstruct_frame(model, quantizer: TokenQuantizer, symbols: np.ndarray, reference) -> np.ndarray:
+    """Decoder-side frame of one token: symbols (d,) int -> uint8 (S, S, 3). Batch 1, inference mode."""
+    from imf.data.video import to_uint8
+
+    with torch.inference_mode():
+        token = quantizer.dequantize(symbols[None], device=model_device(model))  # (1, d)
+        return to_uint8(model.decode(token, reference))[0]
+
+
+def prepare_reference(model, image: np.ndarray):
+    """ReferenceState of a decoded keyframe image uint8 (S, S, 3)."""
+    from imf.data.video import to_tensor
+
+    with torch.inference_mode():
+        return model.prepare_reference(to_tensor(image).to(model_device(model)))
+
+
+def check_tables(header: ImfHeader, tables: CodecTables, name: str) -> None:
+    identity = tables.identity()
+    if header.codec_hash != identity:
+        raise BitstreamError(f"{name} was coded with entropy tables {header.codec_hash[:16]}, the checkpoint's "
+                             f"tables are {identity[:16]} (refit since encoding?)")
+    if header.token_dim != tables.dim:
+        raise BitstreamError(f"{name} has {header.token_dim}-dim tokens, the tables {tables.dim}")
+    if header.quality not in tables.levels:
+        raise BitstreamError(f"{name} uses token quality {header.quality}, which the tables do not have")
+
+
+def check_model(header: ImfHeader, model, name: str, model_hash: str | None = None) -> None:
+    """BitstreamError unless the file was made by this model (model_hash: precomputed, optional)."""
+    from imf.checkpoint import model_hash as compute_hash
+
+    have = model_hash or compute_hash(model)
+    if header.model_hash != have:
+        raise BitstreamError(f"{name} was encoded with model {header.model_hash[:16]}, "
+                             f"but the given model is {have[:16]}")
+    size = model.config.resolution
+    if (header.width, header.height) != (size, size):
+        raise BitstreamError(f"{name} is {header.width}x{header.height}, the model makes {size}x{size} frames")
+
+
+def iter_units(f: BinaryIO, *, tables: CodecTables, name: str = "input") -> Iterator[tuple[str, np.ndarray]]:
+    """Parse and entropy-decode a stream: ("keyframe", image) or ("tokens", symbols) per frame."""
+    reader = BitstreamReader(f, name)
+    header = reader.header
+    check_tables(header, tables, name)
+    coder = TokenCoder(tables.level(header.quality), header.entropy)
+    count = 0
+    have_reference = False
+    for record in reader.records():
+        if record.kind == KEYFRAME:
+            image = decode_keyframe(record.payload, codec=header.keyframe_codec,
+                                    width=header.width, height=header.height)
+            coder.reset()
+            have_reference = True
+            units = [("keyframe", image)]
+        elif record.kind == TOKENS:
+            if not have_reference:
+                raise BitstreamError(f"{name}: token packet at byte {record.offset} before any keyframe")
+            units = [("tokens", row) for row in coder.decode_packet(record.payload)]
+        else:  # pragma: no cover - the reader yields only these two kinds
+            raise BitstreamError(f"{name}: unexpected record type {record.kind}")
+        count += len(units)
+        if count > header.frame_count:
+            raise BitstreamError(f"{name}: more frames than the {header.frame_count} the header announces")
+        yield from units
+    if not (count == header.frame_count == reader.end_frame_count):
+        raise BitstreamError(f"{name}: holds {count} frames, its header says {header.frame_count} "
+                             f"and its end record {reader.end_frame_count}")
+
+
+def decode_file(path: str | os.PathLike, model, *, tables: CodecTables | None,
+                model_hash: str | None = None) -> Iterator[np.ndarray]:
+    """Decoded frames of an .imf file, uint8 (H, W, 3), one at a time as the file is read.
+
+    BitstreamError if the file is not a valid .imf file, was made by another model (naming both
+    hashes) or with other entropy tables. ``tables``: the codec tables stored with the model
+    (``imf.codec.load_tables(ckpt_dir)``); ``model_hash``: ``imf.model_hash(model)`` if already known.
+    The model is put in eval mode.
+    """
+    if tables is None:
+        raise CheckpointError("decode_file needs the model's codec tables: tables=imf.codec.load_tables(CKPT_DIR)")
+    name = str(path)
+    with open(path, "rb") as f:
+        header = BitstreamReader(f, name).header
+        check_model(header, model, name, model_hash)
+        model.eval()
+        f.seek(0)
+        level = tables.level(header.quality) if header.quality in tables.levels else None
+        reference = None
+        for kind, unit in iter_units(f, tables=tables, name=name):
+            if kind == "keyframe":
+                reference = prepare_reference(model, unit)
+                yield unit
+            else:
+                assert level is not None  # iter_units checked the quality
+                yield reconstruct_frame(model, level.quantizer, unit, reference)

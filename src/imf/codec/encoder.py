@@ -1,0 +1,225 @@
+"""Encoding a video into an .imf file, closed loop.
+
+The encoder runs the decoder on itself: a keyframe's reference is the *decoded* intra image, and each
+token frame is reconstructed exactly as the decoder will (:func:`imf.codec.decoder.reconstruct_frame`).
+A new keyframe is sent
+- for the first frame,
+- at a scene cut (colour-histogram jump between consecutive source frames, :mod:`imf.codec.scenecut`),
+- when the encoder's own reconstruction falls below ``min_quality_psnr`` dB (if set),
+- when ``max_keyframe_interval`` frames have passed since the last keyframe (if set).
+A keyframe frame is shown as its decoded intra image; every other frame costs one quantized token.
+Tokens are grouped into packets of up to ``packet_frames`` frames (a packet never spans a keyframe).
+The model is put in eval mode. Frames are processed one at a time (bounded memory).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from imf.codec.bitstream import KEYFRAME, TOKENS, BitstreamWriter, ImfHeader
+from imf.codec.decoder import model_device, prepare_reference, reconstruct_frame
+from imf.codec.keyframe import (DEFAULT_KEYFRAME_CODEC, DEFAULT_KEYFRAME_QUALITY, KEYFRAME_CODECS, decode_keyframe,
+                                encode_keyframe, keyframe_codec_available)
+from imf.codec.packets import ENTROPY_MODES, MAX_PACKET_FRAMES, TokenCoder
+from imf.codec.quantizer import DEFAULT_QUALITY
+from imf.codec.scenecut import DEFAULT_SCENE_CUT_THRESHOLD, SceneCutDetector
+from imf.codec.stats import EncodeStats
+from imf.codec.tables import CodecTables
+from imf.errors import CheckpointError, ConfigError, InputError
+
+DEFAULT_PACKET_FRAMES = 8
+FrameCallback = Callable[[int, np.ndarray], None]
+
+
+def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB between two uint8 images (inf when equal)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+def _check_options(quality, entropy, packet_frames, max_keyframe_interval, min_quality_psnr, scene_cut_threshold,
+                   keyframe_codec, keyframe_quality, tables: CodecTables, model, model_hash: str) -> None:
+    """ConfigError naming the first impossible option; CheckpointError if the tables do not fit the model."""
+    problems = []
+    if entropy not in ENTROPY_MODES:
+        problems.append(f"entropy must be one of {ENTROPY_MODES}, got {entropy!r}")
+    if not 1 <= packet_frames <= MAX_PACKET_FRAMES:
+        problems.append(f"packet_frames must be in [1, {MAX_PACKET_FRAMES}], got {packet_frames}")
+    if max_keyframe_interval is not None and max_keyframe_interval < 1:
+        problems.append(f"max_keyframe_interval must be >= 1 or None, got {max_keyframe_interval}")
+    if min_quality_psnr is not None and not min_quality_psnr > 0:
+        problems.append(f"min_quality_psnr must be a positive number of dB or None, got {min_quality_psnr}")
+    if scene_cut_threshold is not None and not 0.0 < scene_cut_threshold <= 1.0:
+        problems.append(f"scene_cut_threshold must be in (0, 1] or None, got {scene_cut_threshold}")
+    if keyframe_codec not in KEYFRAME_CODECS or not keyframe_codec_available(keyframe_codec):
+        problems.append(f"keyframe codec {keyframe_codec!r} is not available here "
+                        f"(known: {KEYFRAME_CODECS}; AVIF needs a Pillow built with it)")
+    if not 0 <= keyframe_quality <= 100:
+        problems.append(f"keyframe_quality must be in [0, 100], got {keyframe_quality}")
+    if problems:
+        raise ConfigError(problems[0])
+    tables.level(quality)  # CheckpointError naming the fitted qualities
+    if tables.dim != model.config.d_m:
+        raise CheckpointError(f"codec tables are for {tables.dim}-dim tokens, the model's are {model.config.d_m}")
+    if tables.model_hash and tables.model_hash != model_hash:
+        raise CheckpointError(f"codec tables were fitted for model {tables.model_hash[:16]}, this model is "
+                              f"{model_hash[:16]}: refit them with `imf codec fit`")
+
+
+def encode_frames(
+    model,
+    frames: Iterable[np.ndarray],
+    out_path: str | os.PathLike,
+    *,
+    fps: float | Fraction,
+    tables: CodecTables | None = None,
+    quality: int = DEFAULT_QUALITY,
+    entropy: str = "temporal",
+    keyframe_codec: str = DEFAULT_KEYFRAME_CODEC,
+    keyframe_quality: int = DEFAULT_KEYFRAME_QUALITY,
+    max_keyframe_interval: int | None = None,
+    min_quality_psnr: float | None = None,
+    scene_cut_threshold: float | None = DEFAULT_SCENE_CUT_THRESHOLD,
+    packet_frames: int = DEFAULT_PACKET_FRAMES,
+    total: int | None = None,
+    progress: bool = True,
+    on_frame: FrameCallback | None = None,
+) -> EncodeStats:
+    """Encode uint8 frames (S, S, 3) (S = model.config.resolution) into ``out_path``; see the module doc.
+
+    The file is written under a temporary name and renamed when complete. ``on_frame(i, frame)``
+    receives each decoder-side frame (uint8 (S, S, 3)). ``total``: frame count for the progress bar.
+    """
+    from imf.checkpoint import model_hash
+
+    if tables is None:
+        raise CheckpointError("encoding needs the model's codec tables: tables=imf.codec.load_tables(CKPT_DIR)")
+    identity = model_hash(model)
+    _check_options(quality, entropy, packet_frames, max_keyframe_interval, min_quality_psnr, scene_cut_threshold,
+                   keyframe_codec, keyframe_quality, tables, model, identity)
+    model.eval()
+    size = model.config.resolution
+    level = tables.level(quality)
+    coder = TokenCoder(level, entropy)
+    detector = SceneCutDetector(scene_cut_threshold)
+    fps = Fraction(fps).limit_denominator(1001)
+    header = ImfHeader(identity, tables.identity(), size, size, fps, 0, quality, entropy,
+                       keyframe_codec, tables.dim)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.partial")
+    pending: list[np.ndarray] = []
+    keyframes: list[int] = []
+    estimate = 0.0
+    packets = 0
+    count = 0
+    start = time.perf_counter()
+    try:
+        with open(tmp, "wb") as f, tqdm(total=total, unit="frame", desc="encode", disable=not progress) as bar:
+            writer = BitstreamWriter(f, header)
+
+            def flush() -> None:
+                nonlocal estimate, packets
+                if pending:
+                    payload, bits = coder.encode_packet(np.stack(pending))  # (n, d)
+                    writer.write_record(TOKENS, payload)
+                    estimate += bits
+                    packets += 1
+                    pending.clear()
+
+            reference = None
+            for i, frame in enumerate(frames):
+                if not (isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.shape == (size, size, 3)):
+                    raise InputError(f"frame {i}: expected uint8 ({size}, {size}, 3), got "
+                                     f"{getattr(frame, 'dtype', type(frame))} {getattr(frame, 'shape', '')}")
+                cut = detector.is_cut(frame)
+                key = (reference is None or cut
+                       or (max_keyframe_interval is not None and i - keyframes[-1] >= max_keyframe_interval))
+                if not key:
+                    symbols = _token_symbols(model, level.quantizer, frame)
+                    recon = reconstruct_frame(model, level.quantizer, symbols, reference)
+                    key = min_quality_psnr is not None and psnr_uint8(recon, frame) < min_quality_psnr
+                if key:
+                    flush()
+                    data = encode_keyframe(frame, codec=keyframe_codec, quality=keyframe_quality)
+                    recon = decode_keyframe(data, codec=keyframe_codec, width=size, height=size)
+                    writer.write_record(KEYFRAME, data)
+                    reference = prepare_reference(model, recon)
+                    coder.reset()
+                    keyframes.append(i)
+                else:
+                    pending.append(symbols)
+                    if len(pending) == packet_frames:
+                        flush()
+                if on_frame is not None:
+                    on_frame(i, recon)
+                count = i + 1
+                bar.update(1)
+            if count == 0:
+                raise InputError("no frames to encode")
+            flush()
+            writer.finish(count)
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    seconds = time.perf_counter() - start
+    return EncodeStats(
+        total_bytes=writer.total_bytes, header_bits=8 * writer.header_bytes, keyframe_bits=8 * writer.keyframe_bytes,
+        token_bits=8 * writer.token_bytes, num_frames=count, num_keyframes=len(keyframes), num_packets=packets,
+        width=size, height=size, fps=float(fps), quality=quality, entropy=entropy, keyframe_codec=keyframe_codec,
+        keyframe_quality=keyframe_quality, estimated_token_bits=estimate, encode_seconds=seconds,
+        keyframe_indices=keyframes)
+
+
+def _token_symbols(model, quantizer, frame: np.ndarray) -> np.ndarray:
+    """Quantized token of one uint8 frame: (d,) int64."""
+    import torch
+
+    from imf.data.video import to_tensor
+
+    with torch.inference_mode():
+        token = model.encode_token(to_tensor(frame).to(model_device(model)))  # (1, d)
+    return quantizer.quantize(token)[0]
+
+
+def encode_video(
+    model,
+    video_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    tables: CodecTables | None = None,
+    quality: int = DEFAULT_QUALITY,
+    entropy: str = "temporal",
+    keyframe_codec: str = DEFAULT_KEYFRAME_CODEC,
+    keyframe_quality: int = DEFAULT_KEYFRAME_QUALITY,
+    max_keyframe_interval: int | None = None,
+    min_quality_psnr: float | None = None,
+    scene_cut_threshold: float | None = DEFAULT_SCENE_CUT_THRESHOLD,
+    packet_frames: int = DEFAULT_PACKET_FRAMES,
+    progress: bool = True,
+    on_frame: FrameCallback | None = None,
+) -> EncodeStats:
+    """Encode a video file (or frame folder) into ``out_path``.
+
+    Frames are centre-cropped and resized to the model's resolution (``imf.data.video.iter_frames``);
+    ``tables`` are the model's codec tables (``imf.codec.load_tables(ckpt_dir)``); the other options
+    are those of :func:`encode_frames`.
+    """
+    from imf.data.video import iter_frames, probe
+
+    info = probe(video_path)
+    frames = iter_frames(video_path, size=model.config.resolution)
+    return encode_frames(
+        model, frames, out_path, fps=info.fps, tables=tables, quality=quality, entropy=entropy,
+        keyframe_codec=keyframe_codec, keyframe_quality=keyframe_quality,
+        max_keyframe_interval=max_keyframe_interval, min_quality_psnr=min_quality_psnr,
+        scene_cut_threshold=scene_cut_threshold, packet_frames=packet_frames, total=info.num_frames,
+        progress=progress, on_frame=on_frame)

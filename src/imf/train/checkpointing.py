@@ -1,0 +1,69 @@
+"""Training checkpoints: ``RUN/checkpoints/step_XXXXXXXX.pt`` written atomically, the last K kept.
+
+Each holds everything a resumed run needs to continue the same run: generator, discriminator, EMA,
+both optimisers, the grad scaler, step, data position and RNG states. Loaded with
+``torch.load(weights_only=True)``: only tensors and plain containers, no pickled code.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from imf.errors import CheckpointError
+
+
+def rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+             "python_version": random.getstate()[0], "python_gauss": random.getstate()[2],
+             "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)), "numpy_pos": int(np_state[2]),
+             "numpy_has_gauss": int(np_state[3]), "numpy_gauss": float(np_state[4])}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"],
+                         state["numpy_has_gauss"], state["numpy_gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def save_checkpoint(run_dir: str | Path, step: int, state: dict[str, Any], keep: int) -> Path:
+    folder = checkpoint_dir(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step_{step:08d}.pt"
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    folder = checkpoint_dir(run_dir)
+    return sorted(folder.glob("step_*.pt")) if folder.is_dir() else []
+
+
+def load_latest(run_dir: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    ckpts = list_checkpoints(run_dir)
+    if not ckpts:
+        raise CheckpointError(f"--resume: no checkpoint in {checkpoint_dir(run_dir)}")
+    try:
+        return torch.load(ckpts[-1], map_location=map_location, weights_only=True)
+    except Exception as e:  # a truncated or foreign file
+        raise CheckpointError(f"{ckpts[-1]} is not a readable training checkpoint: {e}") from None

@@ -1,0 +1,351 @@
+"""The IMF training loop (DESIGN §1): pairs (x_r, x_c) of one clip, x̂_c = IMF(x_c, x_r),
+L = w_l1·L1 + w_p·multi-scale VGG + w_gan·hinge GAN, Adam, EMA, AMP on GPU, DDP under torchrun.
+
+Read top to bottom: ``Trainer.__init__`` builds everything, ``fit`` loops ``train_step``; validation,
+image grids, checkpoints and the final EMA export happen on rank 0 only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from imf.data.dataset import PairDataset
+from imf.errors import IMFError
+from imf.models.discriminator import MultiScaleDiscriminator
+from imf.models.imf import IMF
+from imf.train.checkpointing import load_latest, rng_state, save_checkpoint, set_rng_state
+from imf.train.config import TrainConfig
+from imf.train.distributed import DistInfo, ResumableSampler, SeededItems, all_true, init_distributed, mean_across
+from imf.train.ema import EMA
+from imf.train.losses import PerceptualLossConfig, VGGPerceptualLoss, d_hinge_loss, g_hinge_loss
+from imf.train.schedule import lr_factor
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(IMFError):
+    """Too many non-finite losses in a row."""
+
+
+def _precision(requested: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for fp32. CPUs here have no fast bf16: fp32 on CPU whatever is asked."""
+    if device.type != "cuda" or requested == "fp32":
+        return None
+    if requested == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if requested == "bf16" else torch.float16
+
+
+def _psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    mse = (x - y).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    return 10 * torch.log10(1 / mse)
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, data: list[str], run_dir: str | Path, resume: bool = False,
+                 device: str | None = None, progress: bool = True):
+        self.config, self.run_dir, self.progress = config, Path(run_dir), progress
+        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dist: DistInfo = init_distributed(dev.type)
+        if dev.type == "cuda":
+            dev = torch.device("cuda", self.dist.local_rank)
+        self.device = dev
+        run = config.run
+        if run.batch_size % self.dist.world_size:
+            raise IMFError(f"run.batch_size {run.batch_size} is not divisible by the world size "
+                           f"{self.dist.world_size}")
+        self.local_batch = run.batch_size // self.dist.world_size
+        self.amp_dtype = _precision(run.precision, dev)
+
+        # models: the same seed on every rank gives the same initial weights (DDP also broadcasts them)
+        torch.manual_seed(run.seed)
+        self.generator = IMF(config.model).to(dev)
+        self.discriminator = MultiScaleDiscriminator(config.model).to(dev)
+        self.ema = EMA(self.generator, config.optim.ema_decay)
+        self.perceptual = VGGPerceptualLoss(PerceptualLossConfig(
+            scales=config.loss.perceptual_scales, layer_weights=config.loss.perceptual_layer_weights,
+            pretrained=config.loss.perceptual_pretrained)).to(dev)
+        o = config.optim
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=o.disc_lr, betas=o.betas,
+                                      weight_decay=o.weight_decay)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        if self.dist.enabled:
+            ids = [dev.index] if dev.type == "cuda" else None
+            self.g_ddp = DDP(self.generator, device_ids=ids)
+            self.d_ddp = DDP(self.discriminator, device_ids=ids)
+        else:
+            self.g_ddp, self.d_ddp = self.generator, self.discriminator
+        self.g_forward = self.g_ddp
+        if run.compile and dev.type == "cuda":
+            self.g_forward = torch.compile(self.g_ddp)
+
+        # data: pairs are seeded per (epoch, index), so a resumed run sees the same pairs
+        self.train_set = PairDataset(data, config.data, split="train", progress=progress and self.dist.is_main)
+        try:
+            self.val_set = PairDataset(data, config.data, split="val", augment=False, progress=False)
+        except IMFError as e:
+            log.warning("no validation split (%s): validation is skipped", e)
+            self.val_set = None
+        if len(self.train_set) < run.batch_size:
+            raise IMFError(f"the training split has {len(self.train_set)} pairs, fewer than one global batch "
+                           f"({run.batch_size})")
+        self.sampler = ResumableSampler(len(self.train_set), self.dist, run.seed)
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.nonfinite_in_a_row = 0
+        self.history: list[dict[str, float]] = []
+
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        if resume:
+            self._load(load_latest(self.run_dir, map_location=dev))
+        self.writer = None
+        if self.dist.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+
+    # ---- state ---------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "world_size": self.dist.world_size,
+                "generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
+                "ema": self.ema.state_dict(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "scaler": self.scaler.state_dict(), "rng": rng_state(),
+                "nonfinite_in_a_row": self.nonfinite_in_a_row, "config": json.dumps(self.config.to_dict())}
+
+    def _load(self, state: dict[str, Any]) -> None:
+        if json.loads(state["config"])["model"] != self.config.model.to_dict():
+            raise IMFError("--resume: the run's checkpoint was made with another model config")
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.ema.load_state_dict(state["ema"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        self.batch_in_epoch = int(state["batch_in_epoch"])
+        if int(state["world_size"]) != self.dist.world_size:
+            log.warning("resuming on %d rank(s) a run saved on %d: the data position restarts the epoch",
+                        self.dist.world_size, int(state["world_size"]))
+            self.batch_in_epoch = 0
+        self.nonfinite_in_a_row = int(state["nonfinite_in_a_row"])
+        set_rng_state(state["rng"])
+        if self.dist.is_main:
+            log.info("resumed from step %d", self.step)
+
+    # ---- one step ------------------------------------------------------------------------------------
+    def _set_lr(self) -> float:
+        o, run = self.config.optim, self.config.run
+        f = lr_factor(self.step, run.max_steps, o.warmup_steps, o.decay, o.min_lr_ratio)
+        for g in self.opt_g.param_groups:
+            g["lr"] = o.lr * f
+        for g in self.opt_d.param_groups:
+            g["lr"] = o.disc_lr * f
+        return o.lr * f
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float] | None:
+        """One generator (and, once the GAN is on, one discriminator) update; None if the step was skipped."""
+        cfg = self.config
+        x_r = batch["reference"].to(self.device, non_blocking=True)
+        x_c = batch["current"].to(self.device, non_blocking=True)
+        use_gan = cfg.loss.gan > 0 and self.step >= cfg.loss.gan_start_step
+        lr = self._set_lr()
+        self.generator.train()
+
+        with self._autocast():
+            x_hat = self.g_forward(x_c, x_r)
+        x_hat32 = x_hat.float()
+        l1 = (x_hat32 - x_c).abs().mean()
+        perc = self.perceptual(x_hat32, x_c)
+        total = cfg.loss.l1 * l1 + cfg.loss.perceptual * perc
+        g_gan = torch.zeros((), device=self.device)
+        if use_gan:
+            # the unwrapped D: its gradients here are not wanted (they are zeroed before D's own step)
+            self.discriminator.requires_grad_(False)
+            with self._autocast():
+                g_gan = g_hinge_loss([l.float() for l in self.discriminator(x_hat)])
+            self.discriminator.requires_grad_(True)
+            total = total + cfg.loss.gan * g_gan
+
+        finite = all_true(bool(torch.isfinite(total)), self.dist, self.device)
+        if not finite:
+            self.nonfinite_in_a_row += 1
+            log.warning("step %d: non-finite loss (%s), step skipped (%d in a row)",
+                        self.step, float(total), self.nonfinite_in_a_row)
+            if self.nonfinite_in_a_row >= cfg.run.max_nonfinite_steps:
+                raise TrainingDiverged(f"{self.nonfinite_in_a_row} non-finite losses in a row at step {self.step}: "
+                                       f"lower the learning rate or use fp32 (run.precision)")
+            self.opt_g.zero_grad(set_to_none=True)
+            return None
+        self.nonfinite_in_a_row = 0
+
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.unscale_(self.opt_g)
+        g_norm = self._clip(self.generator)
+        self.scaler.step(self.opt_g)
+
+        d_loss = torch.zeros((), device=self.device)
+        if use_gan:
+            self.opt_d.zero_grad(set_to_none=True)
+            with self._autocast():
+                real = self.d_ddp(x_c)
+                fake = self.d_ddp(x_hat.detach())
+                d_loss = d_hinge_loss([r.float() for r in real], [f.float() for f in fake])
+            self.scaler.scale(d_loss).backward()
+            self.scaler.unscale_(self.opt_d)
+            self._clip(self.discriminator)
+            self.scaler.step(self.opt_d)
+        self.scaler.update()
+
+        ema_decay = 0.0 if self.step < cfg.optim.ema_start_step else None
+        self.ema.update(self.generator, ema_decay)
+        losses = torch.stack([total.detach(), l1.detach(), perc.detach(), g_gan.detach(), d_loss.detach()])
+        losses = mean_across(losses, self.dist).tolist()
+        return {"loss": losses[0], "l1": losses[1], "perceptual": losses[2], "g_gan": losses[3],
+                "d_loss": losses[4], "grad_norm": float(g_norm), "lr": lr}
+
+    def _clip(self, model: torch.nn.Module) -> float:
+        clip = self.config.optim.grad_clip
+        params = [p for p in model.parameters() if p.grad is not None]
+        if clip > 0:
+            return float(torch.nn.utils.clip_grad_norm_(params, clip))
+        return float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))
+
+    # ---- validation and images -----------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self) -> dict[str, float] | None:
+        """L1 and PSNR of the EMA generator on the first ``val_batches`` batches of the validation split."""
+        if self.val_set is None:
+            return None
+        model = self.ema.model.eval()
+        seeded = SeededItems(self.val_set, seed=12345)
+        n = min(len(seeded), self.config.run.val_batches * self.local_batch)
+        l1s, psnrs = [], []
+        for start in range(0, n, self.local_batch):
+            items = [seeded[(0, i)] for i in range(start, min(n, start + self.local_batch))]
+            x_r = torch.stack([it["reference"] for it in items]).to(self.device)
+            x_c = torch.stack([it["current"] for it in items]).to(self.device)
+            with self._autocast():
+                x_hat = model(x_c, x_r).float()
+            l1s.append((x_hat - x_c).abs().flatten(1).mean(1))
+            psnrs.append(_psnr(x_hat, x_c))
+        return {"val_l1": float(torch.cat(l1s).mean()), "val_psnr": float(torch.cat(psnrs).mean())}
+
+    @torch.no_grad()
+    def image_grid(self, batch: dict[str, torch.Tensor], n: int = 4) -> torch.Tensor:
+        """(3, n·S, 3·S): rows of reference | current | reconstruction (EMA generator)."""
+        x_r, x_c = batch["reference"][:n].to(self.device), batch["current"][:n].to(self.device)
+        x_hat = self.ema.model.eval()(x_c, x_r).float()
+        rows = torch.cat([x_r, x_c, x_hat.clamp(0, 1)], dim=3)  # (n, 3, S, 3S)
+        return torch.cat(list(rows), dim=1).cpu()  # (3, n·S, 3S)
+
+    # ---- the loop ------------------------------------------------------------------------------------
+    def _loader(self) -> DataLoader:
+        self.sampler.set_position(self.epoch, self.batch_in_epoch * self.local_batch)
+        return DataLoader(SeededItems(self.train_set, self.config.run.seed), batch_size=self.local_batch,
+                          sampler=self.sampler, num_workers=self.config.run.num_workers, drop_last=True,
+                          pin_memory=self.device.type == "cuda",
+                          persistent_workers=False)
+
+    def save(self) -> Path | None:
+        if not self.dist.is_main:
+            return None
+        return save_checkpoint(self.run_dir, self.step, self.state_dict(), self.config.run.keep_checkpoints)
+
+    def fit(self, max_steps: int | None = None, callback=None) -> dict[str, Any]:
+        """Train until ``max_steps`` (default: run.max_steps) or until ``callback(trainer)``, called after
+        every step on every rank, returns True; returns a summary."""
+        run = self.config.run
+        max_steps = run.max_steps if max_steps is None else max_steps
+        bar = tqdm(total=max_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
+                   disable=not (self.progress and self.dist.is_main) or None)
+        t_last, samples_since = time.perf_counter(), 0
+        last_batch = None
+        while self.step < max_steps:
+            loader = self._loader()
+            if len(loader) == 0:  # the epoch was already finished
+                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                continue
+            for batch in loader:
+                if self.step >= max_steps:
+                    break
+                metrics = self.train_step(batch)
+                self.batch_in_epoch += 1
+                last_batch = batch
+                if metrics is None:
+                    continue
+                self.step += 1
+                samples_since += run.batch_size
+                metrics["step"] = self.step
+                self.history.append(metrics)
+                if self.dist.is_main:
+                    self._log(metrics, bar)
+                    if self.step % run.log_every == 0:
+                        now = time.perf_counter()
+                        sps = samples_since / max(now - t_last, 1e-9)
+                        t_last, samples_since = now, 0
+                        bar.set_postfix(loss=f"{metrics['loss']:.3f}", l1=f"{metrics['l1']:.4f}",
+                                        samples_s=f"{sps:.1f}")
+                        self.writer.add_scalar("train/samples_per_s", sps, self.step)
+                    if self.step % run.image_every == 0:
+                        self.writer.add_image("reference|current|reconstruction", self.image_grid(batch), self.step)
+                    if self.step % run.val_every == 0:
+                        self._validate_and_log()
+                    if self.step % run.checkpoint_every == 0:
+                        self.save()
+                bar.update(1)
+                if callback is not None and callback(self):
+                    max_steps = self.step
+            else:
+                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        bar.close()
+        summary: dict[str, Any] = {"step": self.step}
+        if self.dist.is_main:
+            self.save()
+            val = self._validate_and_log()
+            if val:
+                summary.update(val)
+            if last_batch is not None:
+                self.writer.add_image("reference|current|reconstruction", self.image_grid(last_batch), self.step)
+            self.ema.model.save_pretrained(self.run_dir / "model")
+            self.writer.flush()
+            summary["model"] = str(self.run_dir / "model")
+        return summary
+
+    def _log(self, metrics: dict[str, float], bar) -> None:
+        for k, v in metrics.items():
+            if k != "step" and math.isfinite(v):
+                self.writer.add_scalar(f"train/{k}", v, self.step)
+
+    def _validate_and_log(self) -> dict[str, float] | None:
+        val = self.validate()
+        if val:
+            for k, v in val.items():
+                self.writer.add_scalar(f"val/{k[4:]}", v, self.step)
+            with open(self.run_dir / "validation.jsonl", "a") as f:
+                f.write(json.dumps({"step": self.step, **val}) + "\n")
+        return val
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

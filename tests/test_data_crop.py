@@ -1,0 +1,130 @@
+"""Face-centred crops (imf.data.crop) and the `imf data crop` command."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imf.cli import main
+from imf.data import crop as crop_module
+from imf.data.crop import CropConfig, colour_histogram, crop_image, crop_video, histogram_distance, paste_crop
+from imf.data.face_detect import FaceDetector
+from imf.data.video import VideoWriter, iter_frames, probe
+
+skimage_data = pytest.importorskip("skimage.data")
+
+# The astronaut's face in skimage.data.astronaut() (512 × 512): roughly x 170-260, y 50-150.
+FACE_X, FACE_Y = (170, 260), (50, 150)
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return skimage_data.astronaut()
+
+
+@pytest.fixture(scope="module")
+def two_shots(astronaut, tmp_path_factory):
+    """24 frames 320×240 panning over the astronaut; at frame 12 a cut to a green colour grade."""
+    frames = [np.ascontiguousarray(astronaut[40 + 2 * i : 280 + 2 * i, 60 + 3 * i : 380 + 3 * i]) for i in range(24)]
+    frames[12:] = [(f * np.array([0.3, 1.0, 0.3])).astype(np.uint8) for f in frames[12:]]
+    path = tmp_path_factory.mktemp("crop") / "astro.mp4"
+    with VideoWriter(path, 25, 320, 240, preset="veryfast") as writer:
+        for f in frames:
+            writer.write(f)
+    return path
+
+
+class NoFaces:
+    """A detector stand-in that finds nothing (fast), for testing shot detection alone."""
+
+    def detect(self, image):
+        return []
+
+
+def test_histogram_distance():
+    a = np.zeros((8, 8, 3), np.uint8)
+    b = np.full((8, 8, 3), 255, np.uint8)
+    assert histogram_distance(colour_histogram(a), colour_histogram(a)) == 0.0
+    assert histogram_distance(colour_histogram(a), colour_histogram(b)) == pytest.approx(1.0)
+
+
+def test_shot_cut_is_found(two_shots):
+    starts, detections, n = crop_module._analyse(two_shots, CropConfig(detect_every=5), NoFaces(), 24, False)
+    assert (starts, n) == ([0, 12], 24)
+    assert [i for i, _ in detections] == [0, 5, 10, 12, 17, 22]  # every 5 frames and at each shot start
+    starts, _, _ = crop_module._analyse(two_shots, CropConfig(cut_threshold=1.0), NoFaces(), 24, False)
+    assert starts == [0]
+
+
+def test_plan_absorbs_short_lived_boxes():
+    face = crop_module.Box(100, 100, 50, 50)
+    elsewhere = crop_module.Box(300, 20, 40, 40)
+    dets = [(0, face), (5, face), (10, elsewhere), (15, face), (20, face), (25, face)]
+    [segment] = crop_module._plan_shot(0, 30, dets, min_iou=0.3)
+    assert (segment.start, segment.stop, segment.face) == (0, 30, face)
+    moved = [(0, face), (5, face), (10, face), (15, elsewhere), (20, elsewhere), (25, elsewhere), (30, elsewhere)]
+    first, second = crop_module._plan_shot(0, 40, moved, min_iou=0.3)
+    assert (first.start, first.stop, second.start, second.stop) == (0, 15, 15, 40)
+    assert second.face == elsewhere
+
+
+def test_crop_image_finds_the_face_and_pastes_back(astronaut):
+    crop, box = crop_image(astronaut, size=64)
+    assert crop.shape == (64, 64, 3) and crop.dtype == np.uint8
+    cx, cy = box.x + box.side / 2, box.y + box.side / 2
+    assert FACE_X[0] <= cx <= FACE_X[1] and FACE_Y[0] <= cy <= FACE_Y[1], box
+    assert 100 <= box.side <= 300
+    pasted = paste_crop(astronaut, crop, box)
+    outside = np.ones(astronaut.shape[:2], bool)
+    outside[box.y : box.y + box.side, box.x : box.x + box.side] = False
+    np.testing.assert_array_equal(pasted[outside], astronaut[outside])
+    inside = np.abs(pasted[~outside].astype(int) - astronaut[~outside]).mean()
+    assert 0 < inside < 20  # the same picture, blurred by the round trip through 64 × 64
+    with pytest.raises(Exception, match="no face"):
+        crop_image(np.full((200, 200, 3), 128, np.uint8), size=64)
+
+
+def test_cli_crop_writes_face_clips(two_shots, astronaut, tmp_path, capsys):
+    image = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut).save(image)
+    out = tmp_path / "out"
+    assert main(["data", "crop", str(two_shots), str(image), "--out", str(out), "--size", "64",
+                 "--detect-every", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "wrote" in printed
+    first = out / "astro_000.mp4"
+    info = probe(first)
+    assert (info.width, info.height, info.num_frames) == (64, 64, 12)  # the first shot, up to the cut
+    assert sorted(p.name for p in out.iterdir()) == ["astro_000.mp4", "astro_001.mp4", "astronaut.png"]
+    assert probe(out / "astro_001.mp4").num_frames == 12
+    # The crop is centred on the face: the face detector finds it again, large, in the cropped frames.
+    face = FaceDetector().detect(next(iter_frames(first, size=None)))
+    assert face and face[0].w > 20
+    assert Image.open(out / "astronaut.png").size == (64, 64)
+
+
+def test_no_face_is_reported_and_skipped(tmp_path, capsys):
+    blank = tmp_path / "blank.mp4"
+    rng = np.random.default_rng(0)
+    with VideoWriter(blank, 25, 96, 64, preset="veryfast") as writer:
+        for _ in range(10):
+            writer.write(rng.integers(100, 140, (64, 96, 3), dtype=np.uint8))
+    result = crop_video(blank, tmp_path / "out", CropConfig(size=32), progress=False)
+    assert result.clips == [] and "no face" in result.skipped[0]
+    assert not (tmp_path / "out").exists()
+    assert main(["data", "crop", str(blank), "--out", str(tmp_path / "out")]) == 2
+    captured = capsys.readouterr()
+    assert "skipped blank.mp4 frames 0-9: no face found" in captured.out
+    assert "no face found in any input" in captured.err
+
+
+def test_cli_bad_input_exits_2(tmp_path, capsys):
+    assert main(["data", "crop", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o")]) == 2
+    assert "missing.mp4: no such file" in capsys.readouterr().err
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"garbage" * 200)
+    assert main(["data", "crop", str(junk), "--out", str(tmp_path / "o")]) == 2
+    assert "not a readable video" in capsys.readouterr().err
+    assert main(["data", "crop", str(junk), "--out", str(tmp_path / "o"), "--size", "0"]) == 2
+    assert main(["data"]) == 2
