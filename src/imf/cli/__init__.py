@@ -16,6 +16,7 @@ _COMMAND_MODULES = [
     "imf.cli.codec",
     "imf.cli.evaluate",
     "imf.cli.bench",
+    "imf.cli.edit",
     "imf.cli.demo",
 ]
 

@@ -1,4 +1,5 @@
-"""``imf encode``, ``imf decode`` and ``imf codec fit|info``: the IMF video codec on the command line."""
+"""``imf encode``, ``imf decode`` and ``imf codec fit|info|finetune``: the IMF video codec on the command line
+(``finetune`` lives in :mod:`imf.cli.codec_finetune`)."""
 
 from __future__ import annotations
 
@@ -81,8 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _device_arg(d)
     d.set_defaults(func=run_decode)
 
-    c = sub.add_parser("codec", help="codec tables: fit them, inspect .imf files",
-                       description="Fit the codec's entropy tables for a checkpoint, or print an .imf header.")
+    c = sub.add_parser("codec", help="codec tables: fit them, inspect .imf files, rate-aware fine-tuning",
+                       description="Fit the codec's entropy tables for a checkpoint, print an .imf header, or "
+                                   "fine-tune the token encoder for a rate trade-off.")
     csub = c.add_subparsers(dest="codec_command", metavar="COMMAND")
     f = csub.add_parser("fit", help="fit token statistics and entropy tables and store them in the checkpoint",
                         description="Compute the tokens of training videos, measure each dimension's spread and "
@@ -105,6 +107,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("input", metavar="FILE.imf", help="the .imf file")
     i.add_argument("--json", action="store_true", help="print JSON")
     i.set_defaults(func=run_info)
+    from imf.cli.codec_finetune import add_parser as add_finetune_parser
+
+    add_finetune_parser(csub)
 
     def codec_help(args: argparse.Namespace) -> int:
         c.print_help()

@@ -367,6 +367,7 @@ class _AudioCopier:
         self._resampler = av.AudioResampler(format="fltp", layout=layout, rate=self._rate)
         self._frames = (f for f in source.decode(in_stream))
         self._samples = 0  # samples sent to the encoder so far
+        self._pending: list[np.ndarray] = []  # decoded samples not yet sent, (channels, n) each
         self._done = False
 
     @classmethod
@@ -381,28 +382,31 @@ class _AudioCopier:
         return cls(source, out)
 
     def copy_until(self, seconds: Fraction) -> None:
+        """Encode the source's audio up to ``seconds``; decoded samples past it wait in a buffer."""
         target = int(seconds * self._rate)
-        while not self._done and self._samples < target:
+        while not self._done and self._samples + self._buffered() < target:
             frame = next(self._frames, None)
             if frame is None:
                 self._done = True
                 break
             for chunk in self._resampler.resample(frame):
-                self._encode(chunk, target)
-
-    def _encode(self, chunk: av.AudioFrame, target: int) -> None:
-        keep = min(chunk.samples, target - self._samples)
+                self._pending.append(chunk.to_ndarray())  # (channels, samples) planar float
+        keep = min(target - self._samples, self._buffered())
         if keep <= 0:
             return
-        if keep < chunk.samples:  # cut the last chunk at the video's end
-            data = chunk.to_ndarray()[:, :keep]  # (channels, samples) planar float
-            chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format="fltp", layout=chunk.layout.name)
-            chunk.sample_rate = self._rate
+        data = np.concatenate(self._pending, axis=1)
+        self._pending = [data[:, keep:]] if keep < data.shape[1] else []
+        chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(data[:, :keep]), format="fltp",
+                                           layout=self._stream.layout.name)
+        chunk.sample_rate = self._rate
         chunk.pts = self._samples
         chunk.time_base = Fraction(1, self._rate)
         for packet in self._stream.encode(chunk):
             self._out.mux(packet)
         self._samples += keep
+
+    def _buffered(self) -> int:
+        return sum(p.shape[1] for p in self._pending)
 
     def flush(self) -> None:
         for packet in self._stream.encode(None):

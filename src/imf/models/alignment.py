@@ -35,12 +35,13 @@ class ScaleAlignment(nn.Module):
         """m_r (b, c_m, H, W), f_r (b, c_f, H, W) → K (b, h, n, c_m/h), V (b, h, n, c_f/h)."""
         k = m_r.flatten(2).transpose(1, 2) + self.pos  # (b, n, c_m)
         v = f_r.flatten(2).transpose(1, 2)  # (b, n, c_f)
-        return split_heads(k, self.heads), split_heads(v, self.heads)
+        # contiguous once here, so that SDPA's fused kernels need no per-frame copy of the cached K, V
+        return split_heads(k.contiguous(), self.heads), split_heads(v.contiguous(), self.heads)
 
     def forward(self, m_c: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """m_c (b, c_m, H, W) and cached K, V → f_c (b, c_f, H, W)."""
         b, _, hgt, wid = m_c.shape
-        q = split_heads(m_c.flatten(2).transpose(1, 2) + self.pos, self.heads)  # (b, h, n, c_m/h)
+        q = split_heads((m_c.flatten(2).transpose(1, 2) + self.pos).contiguous(), self.heads)  # (b, h, n, c_m/h)
         if k.shape[0] != b:  # one reference shared by a batch of frames
             k, v = k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)
         x = merge_heads(attention(q, k, v, self.use_sdpa))  # (b, n, c_f)

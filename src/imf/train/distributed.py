@@ -59,6 +59,19 @@ def mean_across(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return value / info.world_size
 
 
+def average_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Average floating-point buffers (BatchNorm running statistics) over ranks, so every rank holds the
+    same model after a step: DDP keeps parameters in sync, but each rank updates its running statistics
+    from its own data (and SyncBatchNorm needs a GPU)."""
+    if not info.enabled:
+        return
+    with torch.no_grad():
+        for b in module.buffers():
+            if b.is_floating_point():
+                dist.all_reduce(b)
+                b.div_(info.world_size)
+
+
 class ResumableSampler(Sampler):
     """Yields ``(epoch, index)`` for this rank: a permutation of the dataset fixed by (seed, epoch),
     padded to a multiple of the world size and strided by rank (as DistributedSampler does), starting

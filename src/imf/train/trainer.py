@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import yaml
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
@@ -27,7 +28,8 @@ from imf.models.discriminator import MultiScaleDiscriminator
 from imf.models.imf import IMF
 from imf.train.checkpointing import load_latest, rng_state, save_checkpoint, set_rng_state
 from imf.train.config import TrainConfig
-from imf.train.distributed import DistInfo, ResumableSampler, SeededItems, all_true, init_distributed, mean_across
+from imf.train.distributed import (DistInfo, ResumableSampler, SeededItems, all_true, average_buffers,
+                                   init_distributed, mean_across)
 from imf.train.ema import EMA
 from imf.train.losses import PerceptualLossConfig, VGGPerceptualLoss, d_hinge_loss, g_hinge_loss
 from imf.train.schedule import lr_factor
@@ -92,13 +94,18 @@ class Trainer:
         if run.compile and dev.type == "cuda":
             self.g_forward = torch.compile(self.g_ddp)
 
-        # data: pairs are seeded per (epoch, index), so a resumed run sees the same pairs
+        # data: pairs are seeded per (epoch, index), so a resumed run sees the same pairs. Rank 0 decodes the
+        # clips into the frame cache first; the other ranks then read it.
+        if self.dist.enabled and not self.dist.is_main:
+            dist.barrier()
         self.train_set = PairDataset(data, config.data, split="train", progress=progress and self.dist.is_main)
         try:
             self.val_set = PairDataset(data, config.data, split="val", augment=False, progress=False)
         except IMFError as e:
             log.warning("no validation split (%s): validation is skipped", e)
             self.val_set = None
+        if self.dist.enabled and self.dist.is_main:
+            dist.barrier()
         if len(self.train_set) < run.batch_size:
             raise IMFError(f"the training split has {len(self.train_set)} pairs, fewer than one global batch "
                            f"({run.batch_size})")
@@ -190,7 +197,7 @@ class Trainer:
         if not finite:
             self.nonfinite_in_a_row += 1
             log.warning("step %d: non-finite loss (%s), step skipped (%d in a row)",
-                        self.step, float(total), self.nonfinite_in_a_row)
+                        self.step, float(total.detach()), self.nonfinite_in_a_row)
             if self.nonfinite_in_a_row >= cfg.run.max_nonfinite_steps:
                 raise TrainingDiverged(f"{self.nonfinite_in_a_row} non-finite losses in a row at step {self.step}: "
                                        f"lower the learning rate or use fp32 (run.precision)")
@@ -216,6 +223,7 @@ class Trainer:
             self._clip(self.discriminator)
             self.scaler.step(self.opt_d)
         self.scaler.update()
+        average_buffers(self.generator, self.dist)
 
         ema_decay = 0.0 if self.step < cfg.optim.ema_start_step else None
         self.ema.update(self.generator, ema_decay)

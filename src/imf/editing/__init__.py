@@ -1,0 +1,23 @@
+"""Token manipulation (paper §3.4, DESIGN §1): control conditions, the editor ψ's training, use and evaluation.
+
+- ``conditions``: the ``ConditionExtractor`` interface, condition files (.npy / .csv), ``--set`` parsing.
+- ``landmarks``: dlib's 68-point landmarks and face descriptors (models fetched from PyPI, offline after).
+- ``measures``: head pose (solvePnP) and eye / mouth openness; ``LandmarkConditions``, the built-in extractor.
+- ``clip_conditions``: per-frame conditions of whole clips, cached; user condition files beside clips.
+- ``train_config`` / ``train``: training ψ on a frozen IMF.
+- ``pipeline``: editing a source image (crop, measure, ψ, decode).
+- ``evaluate``: condition error and identity on held-out frames.
+
+ψ itself is ``imf.models.editor.TokenEditor``. dlib is imported only when landmarks are used.
+"""
+
+from imf.editing.conditions import (ConcatConditions, ConditionExtractor, ConditionTrack, check_track, parse_set,
+                                    read_condition_file, reorder, write_condition_csv)
+from imf.editing.measures import LANDMARK_MEASURES, LandmarkConditions, head_pose, landmark_measures
+from imf.editing.train_config import EditorTrainConfig
+
+__all__ = [
+    "ConcatConditions", "ConditionExtractor", "ConditionTrack", "check_track", "parse_set", "read_condition_file",
+    "reorder", "write_condition_csv", "LANDMARK_MEASURES", "LandmarkConditions", "head_pose", "landmark_measures",
+    "EditorTrainConfig",
+]

@@ -1,0 +1,221 @@
+"""ψ, the token editor of the paper's §3.4 (token manipulation, DESIGN §1).
+
+With the whole IMF frozen, ψ turns a source token and a control condition into an edited token:
+
+    t̃ = ψ(t_s | h) = Dec( [Enc_t(t_s), Enc_h(ĥ)] )  (+ t_s when ``residual``)      ĥ = (h − μ_h) / σ_h
+
+and the edited frame is D_F(IMF_A(IMF_D(t̃), IMF_D(t_s), E_F(x_s))), i.e.
+``model.decode(t̃, model.prepare_reference(x_s))``. The paper gives no sizes, losses or code for ψ: the
+three MLPs, their widths and the residual form are our choices, all fields of ``EditorConfig``.
+
+Dimension letters: b batch, d d_m (token size), c cond_dim (condition size), w hidden width.
+
+The condition is normalised with per-dimension statistics (μ_h, σ_h) of the training conditions, kept as
+buffers in the weights file, because conditions mix units (degrees of head pose beside ratios near 0.3).
+With ``residual`` the decoder's last layer starts at zero, so a freshly initialised editor returns t_s
+unchanged (the edited frame is then the IMF reconstruction of the source).
+
+Saved like the model: a folder with ``editor_config.json`` and ``editor.safetensors``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from imf.errors import CheckpointError, ConfigError
+
+EDITOR_CONFIG_NAME = "editor_config.json"
+EDITOR_WEIGHTS_NAME = "editor.safetensors"
+FORMAT = "imf-editor"
+FORMAT_VERSION = 1
+CONDITION_SOURCES = ("landmarks", "file")
+
+
+@dataclass(frozen=True)
+class EditorConfig:
+    """Architecture of ψ and the meaning of its condition vector.
+
+    d_m: token size of the IMF it edits. cond_dim: size of the condition h; condition_names: one name
+    per entry of h (e.g. yaw, pitch, roll, eye, mouth). condition_source: "landmarks" (h is measured on
+    frames by ``imf.editing``'s built-in extractor, so a source image's own values can be measured) or
+    "file" (h comes from user-provided per-frame arrays, e.g. 3DMM coefficients of an external tracker).
+    hidden: width of every hidden layer; layers: Linear layers in each of the three MLPs (>= 1).
+    residual: the decoder predicts t̃ − t_s (zero at initialisation) instead of t̃.
+    """
+
+    d_m: int
+    cond_dim: int
+    condition_names: tuple[str, ...]
+    condition_source: str = "landmarks"
+    hidden: int = 256
+    layers: int = 3
+    residual: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "condition_names", tuple(self.condition_names))
+        for name in ("d_m", "cond_dim", "hidden", "layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"editor {name} must be a positive integer, got {value!r}")
+        if len(self.condition_names) != self.cond_dim:
+            raise ConfigError(f"editor cond_dim is {self.cond_dim} but {len(self.condition_names)} condition "
+                              f"name(s) are given: {list(self.condition_names)}")
+        if len(set(self.condition_names)) != len(self.condition_names):
+            raise ConfigError(f"editor condition names repeat: {list(self.condition_names)}")
+        for n in self.condition_names:
+            if not isinstance(n, str) or not n or not n.replace("_", "").isalnum():
+                raise ConfigError(f"editor condition name {n!r} must be a non-empty word (letters, digits, _)")
+        if self.condition_source not in CONDITION_SOURCES:
+            raise ConfigError(f"editor condition_source must be one of {CONDITION_SOURCES}, "
+                              f"got {self.condition_source!r}")
+        if not isinstance(self.residual, bool):
+            raise ConfigError(f"editor residual must be true or false, got {self.residual!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["condition_names"] = list(self.condition_names)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EditorConfig":
+        if not isinstance(data, dict):
+            raise ConfigError(f"editor config must be a mapping, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown editor config key(s) {unknown}; known: {sorted(known)}")
+        try:
+            return cls(**data)
+        except TypeError as e:
+            raise ConfigError(f"editor config: {e}") from None
+
+
+def _mlp(d_in: int, hidden: int, d_out: int, layers: int) -> nn.Sequential:
+    """``layers`` Linear layers d_in → hidden → … → d_out with SiLU between (none after the last)."""
+    dims = [d_in] + [hidden] * (layers - 1) + [d_out]
+    mods: list[nn.Module] = []
+    for i in range(layers):
+        mods.append(nn.Linear(dims[i], dims[i + 1]))
+        if i < layers - 1:
+            mods.append(nn.SiLU())
+    return nn.Sequential(*mods)
+
+
+class TokenEditor(nn.Module):
+    """ψ(t_s | h) → t̃ (paper §3.4). See the module docstring."""
+
+    def __init__(self, config: EditorConfig):
+        super().__init__()
+        self.config = c = config
+        self.token_encoder = _mlp(c.d_m, c.hidden, c.hidden, c.layers)  # Enc_t: (b, d) → (b, w)
+        self.condition_encoder = _mlp(c.cond_dim, c.hidden, c.hidden, c.layers)  # Enc_h: (b, c) → (b, w)
+        self.decoder = _mlp(2 * c.hidden, c.hidden, c.d_m, c.layers)  # Dec: (b, 2w) → (b, d)
+        self.act = nn.SiLU()
+        self.register_buffer("cond_mean", torch.zeros(c.cond_dim))
+        self.register_buffer("cond_std", torch.ones(c.cond_dim))
+        if c.residual:
+            last = self.decoder[-1]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+
+    def set_condition_stats(self, mean: torch.Tensor, std: torch.Tensor, min_std: float = 1e-3) -> None:
+        """Store μ_h, σ_h (each (c,)) of the training conditions; σ is clamped to ``min_std``."""
+        c = self.config.cond_dim
+        if mean.shape != (c,) or std.shape != (c,):
+            raise ValueError(f"condition statistics must have shape ({c},), got {tuple(mean.shape)} and "
+                             f"{tuple(std.shape)}")
+        self.cond_mean.copy_(mean.to(self.cond_mean))
+        self.cond_std.copy_(std.to(self.cond_std).clamp_min(min_std))
+
+    def forward(self, t_s: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """t_s (b, d_m) source tokens, h (b, cond_dim) conditions in their own units → t̃ (b, d_m)."""
+        c = self.config
+        if t_s.ndim != 2 or t_s.shape[1] != c.d_m:
+            raise ValueError(f"t_s must have shape (B, {c.d_m}), got {tuple(t_s.shape)}")
+        if h.ndim != 2 or h.shape != (t_s.shape[0], c.cond_dim):
+            raise ValueError(f"h must have shape ({t_s.shape[0]}, {c.cond_dim}) "
+                             f"({', '.join(c.condition_names)}), got {tuple(h.shape)}")
+        h_norm = (h - self.cond_mean) / self.cond_std  # (b, c)
+        z = torch.cat([self.act(self.token_encoder(t_s)), self.act(self.condition_encoder(h_norm))], dim=1)  # (b, 2w)
+        delta = self.decoder(z)  # (b, d)
+        return t_s + delta if c.residual else delta
+
+    # ---- checkpoints -------------------------------------------------------------------------------
+    def save_pretrained(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> None:
+        """Write ``path/editor_config.json`` (config + ``extra`` metadata, e.g. the IMF's model hash) and
+        ``path/editor.safetensors``, each atomically."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().float().contiguous() for k, v in self.state_dict().items()}
+        tmp = path / (EDITOR_WEIGHTS_NAME + ".tmp")
+        save_file(state, str(tmp), metadata={"format": FORMAT})
+        os.replace(tmp, path / EDITOR_WEIGHTS_NAME)
+        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": self.config.to_dict(),
+                **(extra or {})}
+        tmp = path / (EDITOR_CONFIG_NAME + ".tmp")
+        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path / EDITOR_CONFIG_NAME)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> "TokenEditor":
+        return load_editor(path, map_location)
+
+
+def read_editor_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The parsed ``editor_config.json`` of an editor folder (config under "config", plus metadata)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"editor folder {path} does not exist")
+    cfg = path / EDITOR_CONFIG_NAME
+    if not cfg.is_file():
+        hint = " (that is an IMF model folder, not an editor)" if (path / "config.json").is_file() else ""
+        raise CheckpointError(f"{cfg} is missing: not an imf editor folder{hint}")
+    try:
+        meta = json.loads(cfg.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{cfg} is not valid JSON: {e}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{cfg} is not an imf editor config")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{cfg}: unsupported format_version {meta.get('format_version')!r} "
+                              f"(this imf reads {FORMAT_VERSION})")
+    return meta
+
+
+def load_editor(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> TokenEditor:
+    """Rebuild ψ from ``path/editor_config.json`` and load ``path/editor.safetensors`` (eval mode)."""
+    path = Path(path)
+    meta = read_editor_meta(path)
+    try:
+        config = EditorConfig.from_dict(meta.get("config"))
+    except ConfigError as e:
+        raise CheckpointError(f"{path / EDITOR_CONFIG_NAME}: bad config: {e}") from None
+    weights = path / EDITOR_WEIGHTS_NAME
+    if not weights.is_file():
+        raise CheckpointError(f"{weights} is missing")
+    try:
+        state = load_file(str(weights), device=str(map_location))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{weights} is not a readable safetensors file: {e}") from None
+    editor = TokenEditor(config)
+    expected = editor.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{weights} does not match its config: missing {missing[:3]}, "
+                              f"unexpected {unexpected[:3]}")
+    for name, tensor in state.items():
+        if tensor.shape != expected[name].shape:
+            raise CheckpointError(f"{weights}: tensor {name} has shape {tuple(tensor.shape)}, the config needs "
+                                  f"{tuple(expected[name].shape)}")
+    editor.load_state_dict(state)
+    return editor.to(map_location).eval()

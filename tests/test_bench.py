@@ -1,0 +1,90 @@
+"""``imf bench``, ``benchmarks/speed.py`` and ``benchmarks/gpu.sh --dry-run`` run and write their fields.
+Speeds are not asserted (they are noisy); equivalences and the attention-kernel check are."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from imf.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = {"E_T", "E_F", "IMF_D", "IMF_A^1", "IMF_A^2", "IMF_A^3", "IMF_A^4", "D_F", "prepare_reference",
+          "decode", "forward"}
+
+
+def test_imf_bench_quick_writes_every_field(tmp_path, capsys):
+    out = tmp_path / "speed.json"
+    assert main(["bench", "--quick", "--presets", "tiny-64", "--train-presets", "tiny-64", "--threads", "1",
+                 "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    m = r["machine"]
+    for key in ("platform", "cpu_model", "cpu_cores", "torch_threads", "torch_version"):
+        assert m[key], key
+    assert m["torch_threads"] == 1
+    assert r["matmul_peak"]["median_gflops"] > 0
+
+    e = r["presets"]["tiny-64"]
+    assert {s["stage"] for s in e["stages"]} == STAGES
+    assert {s["batch"] for s in e["stages"]} == {1, 2}  # --quick caps the batches 1, 8 at 2
+    for s in e["stages"]:
+        assert s["median_ms"] > 0 and s["frames_per_s"] > 0
+        assert s["gflop"] > 0 and 0 < s["fraction_of_peak"] < 10
+    per_frame = {s["stage"]: s["gflop"] for s in e["stages"] if s["batch"] == 1}
+    assert per_frame["forward"] > per_frame["decode"] > per_frame["D_F"]
+
+    st = e["streaming"]
+    assert st["frames"] == 2 and st["flop_ratio"] > 1
+    assert st["outputs_match"] and st["max_abs_diff"] < 1e-4  # streaming decode == forward
+    assert e["attention"]["math_fallback_calls"] == 0 and e["attention"]["fused_only"]
+    ops = [o["op"] for o in e["profile_decode_batch1"]]
+    assert ops and any("convolution" in op for op in ops)
+    assert {f["fast_path"] for f in e["fast_paths"]} == {"channels_last", "modulation", "attention"}
+    assert all(f["max_abs_diff"] < 1e-4 for f in e["fast_paths"])
+
+    assert [mem["batch"] for mem in e["memory"]] == [1, 2]
+    for mem in e["memory"]:
+        assert mem["peak_mib"] >= mem["baseline_mib"] > mem["weights_mib"] > 0
+    assert set(e["goals"]) == {"streaming_ratio", "attention_fused_only", "decode_fraction_of_peak",
+                               "decode_peak_memory_mib_batch1"}
+    [train] = r["training"]
+    assert train["preset"] == "tiny-64" and train["batch"] == 2 and train["samples_per_s"] > 0
+
+    table = capsys.readouterr().out
+    assert "IMF_A^1" in table and "streaming" in table and "matmul peak" in table
+
+
+@pytest.mark.parametrize("args, needle", [(["--presets", "huge-512"], "huge-512"),
+                                          (["--batches", "0"], "--batches"),
+                                          (["--repeats", "0"], "--repeats")])
+def test_bench_rejects_bad_options_in_one_line(args, needle, capsys):
+    assert main(["bench", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err and "Traceback" not in err
+
+
+def test_speed_script_shares_the_cli_options():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "speed.py"), "--help"],
+                          capture_output=True, text=True, check=True)
+    for option in ("--presets", "--threads", "--device", "--quick", "--json"):
+        assert option in proc.stdout
+
+
+def test_gpu_script_dry_run(tmp_path):
+    out = tmp_path / "gpu.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), "--dry-run", "--out", str(out)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert r["machine"]["device"] == "cpu" and r["options"]["preset"] == "tiny-64"
+    rows = {(d["compiled"], d["batch"]): d for d in r["decode"]}
+    assert set(rows) == {(False, 1), (False, 2), (True, 1), (True, 2)}
+    for row in rows.values():
+        assert "error" not in row, row
+        assert row["frames_per_s"] > 0
+    assert r["training"]["samples_per_s"] > 0 and r["skipped"] == []
+    assert {"fp32", "bf16"} <= set(r["matmul_peak"])
