@@ -22,27 +22,11 @@ import torch
 
 from imf.data.dataset import held_out_frames
 from imf.data.samples import sample_path
+from imf.eval.heldout import held_out_scores
 from imf.train.config import TrainConfig
 from imf.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@torch.no_grad()
-def held_out_scores(model, reference: torch.Tensor, frames: torch.Tensor, batch: int = 32) -> dict[str, float]:
-    """Mean PSNR / L1 over held-out frames for the model and for copying the reference."""
-    model.eval()
-    ref = model.prepare_reference(reference[None])
-    psnr, l1, copy_psnr, copy_l1 = [], [], [], []
-    for i in range(0, len(frames), batch):
-        x = frames[i:i + batch]
-        x_hat = model.decode(model.encode_token(x), ref)
-        for pred, acc_p, acc_l in ((x_hat, psnr, l1), (reference[None].expand_as(x), copy_psnr, copy_l1)):
-            mse = (pred - x).pow(2).flatten(1).mean(1)
-            acc_p.append(10 * torch.log10(1 / mse.clamp_min(1e-10)))
-            acc_l.append((pred - x).abs().flatten(1).mean(1))
-    cat = lambda xs: float(torch.cat(xs).mean())  # noqa: E731
-    return {"psnr": cat(psnr), "l1": cat(l1), "copy_psnr": cat(copy_psnr), "copy_l1": cat(copy_l1)}
 
 
 def plot(curve: list[dict], path: Path) -> None:

@@ -222,6 +222,8 @@ def to_tensor(frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
         array = array[None]
     if array.ndim != 4 or array.shape[-1] != 3 or array.dtype != np.uint8:
         raise ValueError(f"expected uint8 frames (N, H, W, 3), got {array.dtype} {array.shape}")
+    if not array.flags.writeable:  # e.g. a read-only memmap: torch wants memory it may write
+        array = array.copy()
     tensor = torch.from_numpy(np.ascontiguousarray(array))  # (B, H, W, 3) uint8
     return tensor.permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, H, W)
 
