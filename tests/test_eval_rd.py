@@ -58,7 +58,7 @@ def test_rd_run_holds_every_codec(setup, tmp_path):
     ckpt, video, _ = setup
     out = tmp_path / "rd"
     asked = ["x264", "x265", "av1", "vvc"]
-    result = run_rd(ckpt, [video], out, codecs=asked + ["nosuchcodec"],
+    run_rd(ckpt, [video], out, codecs=asked + ["nosuchcodec"],
                     crfs={"x264": [30, 45], "x265": [30, 45], "av1": [50, 63], "vvc": [45, 60]},
                     max_frames=3, metrics=("psnr", "lpips_alex"), with_vmaf=False, progress=False)
     data = json.loads((out / "rd.json").read_text())

@@ -8,25 +8,7 @@ import json
 import logging
 from pathlib import Path
 
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value}")
-    return value
+from imf.cli.common import default_device, open_fraction, positive_int
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -34,12 +16,6 @@ def _names(text: str) -> tuple[str, ...]:
     if not names:
         raise argparse.ArgumentTypeError(f"expected comma-separated condition names, got {text!r}")
     return names
-
-
-def _device(name: str | None) -> str:
-    import torch
-
-    return name or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--crop", action=argparse.BooleanOptionalAction, default=True,
                    help="cut the source around its face (default), or with --no-crop use its centre square")
     e.add_argument("--fps", type=float, default=25.0, help="frame rate of an output video (default 25)")
-    e.add_argument("--batch-size", type=_positive, default=8, metavar="B", help="frames decoded per batch (default 8)")
+    e.add_argument("--batch-size", type=positive_int, default=8, metavar="B", help="frames decoded per batch (default 8)")
     e.add_argument("--device", metavar="DEV", help="torch device (default: cuda if available, else cpu)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=run_edit)
@@ -88,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--condition-files", action="store_true",
                    help="read conditions from <clip>.conditions.npy|csv beside each clip instead of measuring them")
     t.add_argument("--max-steps", type=int, default=None, metavar="N", help="override max_steps")
-    t.add_argument("--batch-size", type=_positive, default=None, metavar="B", help="override batch_size")
+    t.add_argument("--batch-size", type=positive_int, default=None, metavar="B", help="override batch_size")
     t.add_argument("--resume", action="store_true", help="continue the run in RUN from its latest checkpoint")
     t.add_argument("--device", metavar="DEV", help="torch device (default: cuda if available, else cpu)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -105,10 +81,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--editor", required=True, metavar="DIR", help="editor folder")
     v.add_argument("clips", nargs="+", metavar="CLIP", help="videos or frame folders")
     v.add_argument("--json", metavar="FILE", help="write the report here (printed to stdout otherwise)")
-    v.add_argument("--val-fraction", type=_fraction, default=0.2, help="held-out share of each clip (default 0.2)")
-    v.add_argument("--max-frames", type=_positive, metavar="N", help="use at most N held-out frames per clip")
+    v.add_argument("--val-fraction", type=open_fraction, default=0.2, help="held-out share of each clip (default 0.2)")
+    v.add_argument("--max-frames", type=positive_int, metavar="N", help="use at most N held-out frames per clip")
     v.add_argument("--no-identity", action="store_true", help="skip the face-descriptor identity measure")
-    v.add_argument("--batch-size", type=_positive, default=8, metavar="B", help="frames decoded per batch (default 8)")
+    v.add_argument("--batch-size", type=positive_int, default=8, metavar="B", help="frames decoded per batch (default 8)")
     v.add_argument("--device", metavar="DEV", help="torch device (default: cuda if available, else cpu)")
     v.add_argument("--quiet", action="store_true", help="no progress bar")
     v.set_defaults(func=run_edit_eval)
@@ -123,7 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("-o", "--output", required=True, metavar="FILE.csv", help="output CSV")
     c.add_argument("--names", type=_names, default=None, metavar="NAMES",
                    help="measures to write (default: yaw,pitch,roll,eye,mouth)")
-    c.add_argument("--size", type=_positive, default=256, help="side of the frames measured on (default 256)")
+    c.add_argument("--size", type=positive_int, default=256, help="side of the frames measured on (default 256)")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=run_conditions)
 
@@ -134,7 +110,7 @@ def _load(args):
     from imf.checkpoint import load_model
     from imf.models.editor import load_editor, read_editor_meta
 
-    device = _device(args.device)
+    device = default_device(args.device)
     model = load_model(args.ckpt, map_location=device)
     return model, load_editor(args.editor, device), read_editor_meta(args.editor), device
 
@@ -163,7 +139,7 @@ def run_edit(args: argparse.Namespace) -> int:
 
     out = Path(args.output)
     is_image = out.suffix.lower() in IMAGE_EXTS
-    device = _device(args.device)
+    device = default_device(args.device)
     editor, meta = load_editor(args.editor, device), read_editor_meta(args.editor)
     names = editor.config.condition_names
     if args.set is not None:  # parsed before the model is loaded, so a typo fails at once
@@ -213,7 +189,7 @@ def run_train_editor(args: argparse.Namespace) -> int:
     if changes:
         config = config.replace(**changes)
     trainer = EditorTrainer(config, args.ckpt, args.data, args.out, resume=args.resume,
-                            device=_device(args.device), progress=not args.quiet)
+                            device=default_device(args.device), progress=not args.quiet)
     print(json.dumps(trainer.fit(), indent=2))
     return 0
 

@@ -5,19 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+from imf.cli.common import default_device, positive_int, setup_logging
 
 
 def _int_list(text: str) -> list[int]:
@@ -25,14 +16,6 @@ def _int_list(text: str) -> list[int]:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _device(name: str | None) -> str:
-    import torch
-
-    if name:
-        return name
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,10 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--markdown", metavar="FILE", help="write the Markdown tables here (printed to stdout otherwise)")
     p.add_argument("--compare", metavar="DIR",
                    help="write side-by-side videos (reference | original | reconstruction) into this folder")
-    p.add_argument("--max-frames", type=_positive, metavar="N", help="use only the first N frames of each video")
+    p.add_argument("--max-frames", type=positive_int, metavar="N", help="use only the first N frames of each video")
     p.add_argument("--ref-frame", type=int, default=0, metavar="K",
                    help="index of the reference frame within the frames used (default: 0, the first)")
-    p.add_argument("--batch-size", type=_positive, default=8, metavar="B", help="frames decoded per batch (default 8)")
+    p.add_argument("--batch-size", type=positive_int, default=8, metavar="B", help="frames decoded per batch (default 8)")
     p.add_argument("--no-fid", action="store_true", help="skip FID (it needs the Inception weights and is slow on CPU)")
     p.add_argument("--device", metavar="DEV", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -78,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         r.add_argument(f"--{name}-points", type=_int_list, metavar=f"{spec.param.upper()},...",
                        help=f"{spec.param.upper()} points of {name} (default: "
                             f"{','.join(map(str, spec.default_points))})")
-    r.add_argument("--max-frames", type=_positive, metavar="N", help="use only the first N frames of each video")
+    r.add_argument("--max-frames", type=positive_int, metavar="N", help="use only the first N frames of each video")
     r.add_argument("--no-vmaf", action="store_true", help="skip VMAF")
     r.add_argument("--no-plots", action="store_true", help="do not draw the PNG plots")
     r.add_argument("--device", metavar="DEV", help="torch device (default: cuda if available, else cpu)")
@@ -86,17 +69,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=run_rd)
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
-
-
 def run_eval(args: argparse.Namespace) -> int:
     import imf
     from imf.eval.reconstruct_eval import evaluate_reconstruction
     from imf.eval.report import eval_markdown
 
-    _setup_logging()
-    device = _device(args.device)
+    setup_logging()
+    device = default_device(args.device)
     model = imf.load_model(args.ckpt, map_location=device)
     report = evaluate_reconstruction(model, args.videos, ref_frame=args.ref_frame, max_frames=args.max_frames,
                                      batch_size=args.batch_size, compare_dir=args.compare, with_fid=not args.no_fid,
@@ -116,12 +95,12 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_rd(args: argparse.Namespace) -> int:
     from imf.eval.rd import run_rd as rd
 
-    _setup_logging()
+    setup_logging()
     codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
     points = {name: getattr(args, f"{name}_points") for name in ("x264", "x265", "av1", "vvc")
               if getattr(args, f"{name}_points")}
     result = rd(args.ckpt, args.videos, args.out, codecs=codecs, qualities=args.qualities, crfs=points,
-                max_frames=args.max_frames, device=_device(args.device), with_vmaf=not args.no_vmaf,
+                max_frames=args.max_frames, device=default_device(args.device), with_vmaf=not args.no_vmaf,
                 plots=not args.no_plots, progress=not args.quiet)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)

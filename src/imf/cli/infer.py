@@ -4,32 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a frame index (0, 1, ...), got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a frame index (0, 1, ...), got {value}")
-    return value
+from imf.cli.common import frame_index, positive_int, setup_logging
 
 
 def _crf(text: str) -> int:
-    value = _non_negative(text)
+    value = frame_index(text)
     if value > 51:
         raise argparse.ArgumentTypeError(f"crf must be in 0..51, got {value}")
     return value
@@ -39,12 +19,12 @@ def _add_common(p: argparse.ArgumentParser, compare_help: str) -> None:
     p.add_argument("-o", "--out", required=True, metavar="OUT.mp4",
                    help="output video (H.264 .mp4, .mov or .mkv) at the (driving) video's frame rate, with its audio")
     p.add_argument("--compare", action="store_true", help=compare_help)
-    p.add_argument("--max-frames", type=_positive, metavar="N", help="use only the first N frames of the video")
+    p.add_argument("--max-frames", type=positive_int, metavar="N", help="use only the first N frames of the video")
     p.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:N or mps (default: cuda if available, else cpu)")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                    help="compute precision (default fp32); bf16/fp16 run on a GPU only: on CPU they fall back "
                         "to fp32 with a warning")
-    p.add_argument("--batch-size", type=_positive, default=8, metavar="B",
+    p.add_argument("--batch-size", type=positive_int, default=8, metavar="B",
                    help="frames per model call (default 8; memory grows with it)")
     p.add_argument("--crf", type=_crf, default=18, metavar="Q", help="x264 quality of the output, 0-51 (default 18)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -58,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "rate, keeping its audio.")
     r.add_argument("--ckpt", required=True, metavar="DIR", help="checkpoint folder (config.json + model.safetensors)")
     r.add_argument("video", metavar="VIDEO", help="input video, frame folder or image")
-    r.add_argument("--ref-frame", type=_non_negative, default=0, metavar="K",
+    r.add_argument("--ref-frame", type=frame_index, default=0, metavar="K",
                    help="index of the reference frame (default 0, the first)")
     _add_common(r, "write a side-by-side video instead: reference | original | reconstruction (3S x S)")
     r.set_defaults(func=run_reconstruct)
@@ -83,10 +63,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=run_reenact)
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
-
-
 def _report(stats) -> None:
     audio = ", with audio" if stats.audio else ""
     print(f"wrote {stats.output} ({stats.frames} frames, {stats.width}x{stats.height}, {stats.fps:g} fps{audio}) "
@@ -96,7 +72,7 @@ def _report(stats) -> None:
 def run_reconstruct(args: argparse.Namespace) -> int:
     from imf.pipeline import reconstruct_video
 
-    _setup_logging()
+    setup_logging()
     stats = reconstruct_video(args.ckpt, args.video, args.out, ref_frame=args.ref_frame, compare=args.compare,
                               max_frames=args.max_frames, device=args.device, precision=args.precision,
                               batch_size=args.batch_size, crf=args.crf, progress=not args.quiet)
@@ -107,7 +83,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
 def run_reenact(args: argparse.Namespace) -> int:
     from imf.pipeline import reenact_video
 
-    _setup_logging()
+    setup_logging()
     stats = reenact_video(args.ckpt, args.source, args.driving, args.out, relative=args.relative, crop=args.crop,
                           compare=args.compare, max_frames=args.max_frames, device=args.device,
                           precision=args.precision, batch_size=args.batch_size, crf=args.crf,
