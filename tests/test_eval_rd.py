@@ -59,8 +59,8 @@ def test_rd_run_holds_every_codec(setup, tmp_path):
     out = tmp_path / "rd"
     asked = ["x264", "x265", "av1", "vvc"]
     run_rd(ckpt, [video], out, codecs=asked + ["nosuchcodec"],
-                    crfs={"x264": [30, 45], "x265": [30, 45], "av1": [50, 63], "vvc": [45, 60]},
-                    max_frames=3, metrics=("psnr", "lpips_alex"), with_vmaf=False, progress=False)
+           crfs={"x264": [30, 45], "x265": [30, 45], "av1": [50, 63], "vvc": [45, 60]},
+           max_frames=3, metrics=("psnr", "lpips_alex"), with_vmaf=False, progress=False)
     data = json.loads((out / "rd.json").read_text())
     codecs = {p["codec"] for p in data["points"]}
     assert codecs == {OURS, *asked}
