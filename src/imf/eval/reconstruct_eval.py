@@ -237,9 +237,10 @@ def evaluate_video(model, video: str | os.PathLike, scorer: FrameScorer, *, ref_
                 ours.add(scorer.score(x, x_hat))
                 copy.add(scorer.score(x, x_copy))
                 if fid is not None:
-                    fid[0].update(x, real=True)
+                    real_feats = fid[0].features(x)  # Inception once for the real frames, shared by both
+                    fid[0].update_features(real_feats, real=True)
+                    fid[1].update_features(real_feats, real=True)
                     fid[0].update(x_hat, real=False)
-                    fid[1].update(x, real=True)
                     fid[1].update(x_copy, real=False)
                 if writer is not None:
                     recon = to_uint8(x_hat)
