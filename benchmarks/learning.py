@@ -39,10 +39,10 @@ def plot(curve: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
     ax[0].plot(minutes, [c["psnr"] for c in curve], "o-", label="IMF tiny-64 (EMA)")
     ax[0].plot(minutes, [c["copy_psnr"] for c in curve], "--", label="copy the reference")
-    ax[0].set(xlabel="training minutes (2 CPU cores)", ylabel="held-out PSNR (dB)")
+    ax[0].set(xlabel="training minutes (wall clock, CPU)", ylabel="held-out PSNR (dB)")
     ax[1].plot(minutes, [c["l1"] for c in curve], "o-", label="IMF tiny-64 (EMA)")
     ax[1].plot(minutes, [c["copy_l1"] for c in curve], "--", label="copy the reference")
-    ax[1].set(xlabel="training minutes (2 CPU cores)", ylabel="held-out L1")
+    ax[1].set(xlabel="training minutes (wall clock, CPU)", ylabel="held-out L1")
     for a in ax:
         a.grid(alpha=0.3)
         a.legend()
