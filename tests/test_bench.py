@@ -25,7 +25,8 @@ def test_imf_bench_quick_writes_every_field(tmp_path, capsys):
     for key in ("platform", "cpu_model", "cpu_cores", "torch_threads", "torch_version"):
         assert m[key], key
     assert m["torch_threads"] == 1
-    assert r["matmul_peak"]["median_gflops"] > 0
+    assert 0 < r["matmul_peak"]["median_gflops"] <= r["matmul_peak"]["best_gflops"]
+    assert r["peak_gflops"]["value"] == max(r["matmul_peak"]["best_gflops"], r["matmul_peak_at_end"]["best_gflops"])
 
     e = r["presets"]["tiny-64"]
     assert {s["stage"] for s in e["stages"]} == STAGES

@@ -153,7 +153,7 @@ def format_gpu_report(result: dict) -> str:
     m = result["machine"]
     lines = [f"device: {m.get('gpu_name', m['device'])}; torch {m['torch_version']}"]
     for key, p in result["matmul_peak"].items():
-        lines.append(f"matmul peak {key}: {p['median_gflops']:.0f} GFLOP/s")
+        lines.append(f"matmul peak {key}: best {p['best_gflops']:.0f} GFLOP/s (median {p['median_gflops']:.0f})")
     for r in result["decode"]:
         tag = f"{r['dtype']}{' compiled' if r['compiled'] else ''}"
         if "error" in r:

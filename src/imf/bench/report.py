@@ -23,8 +23,9 @@ def format_report(result: dict) -> str:
              f"{m['torch_threads']} threads, device {m['device']}{gpu}",
              f"fp32 matmul peak ({p['n']}×{p['n']}, {p['calls']} calls): median {p['median_gflops']:.1f} GFLOP/s, "
              f"best {p['best_gflops']:.1f}"
-             + (f"; at the end: median {result['matmul_peak_at_end']['median_gflops']:.1f}"
-                if "matmul_peak_at_end" in result else "")]
+             + (f"; at the end: median {result['matmul_peak_at_end']['median_gflops']:.1f}, best "
+                f"{result['matmul_peak_at_end']['best_gflops']:.1f}" if "matmul_peak_at_end" in result else "")
+             + (f"; peak used: {result['peak_gflops']['value']:.1f}" if "peak_gflops" in result else "")]
     for preset, e in result["presets"].items():
         lines += ["", f"== {preset} ==",
                   f"{'stage':<18} {'scope':<33} {'B':>3} {'ms':>10} {'frames/s':>9} {'GFLOP':>9} {'GFLOP/s':>8} "
