@@ -72,15 +72,22 @@ def load_model(path, map_location: str | torch.device = "cpu"):
 
     path = Path(path)
     config = read_config(path)
-    weights = path / WEIGHTS_NAME
+    model = IMF(config)
+    load_weights(model, path / WEIGHTS_NAME, map_location)
+    model.to(map_location)
+    return model.eval()
+
+
+def load_weights(module: torch.nn.Module, weights: Path, map_location: str | torch.device = "cpu") -> None:
+    """Load a safetensors file into a module built from its config, naming every mismatch
+    (missing or unexpected tensors, wrong shapes); floating tensors are cast to fp32."""
     if not weights.is_file():
         raise CheckpointError(f"{weights} is missing")
     try:
         state = load_file(str(weights), device=str(map_location))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{weights} is not a readable safetensors file: {e}") from None
-    model = IMF(config)
-    expected = model.state_dict()
+    expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -96,9 +103,7 @@ def load_model(path, map_location: str | torch.device = "cpu"):
                                   f"the config needs {tuple(expected[name].shape)}")
         if tensor.is_floating_point():
             state[name] = tensor.float()
-    model.load_state_dict(state)
-    model.to(map_location)
-    return model.eval()
+    module.load_state_dict(state)
 
 
 def model_hash(model) -> str:

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
+from imf.checkpoint import load_weights
 from imf.errors import CheckpointError, ConfigError
 
 EDITOR_CONFIG_NAME = "editor_config.json"
@@ -200,22 +200,6 @@ def load_editor(path: str | os.PathLike, map_location: str | torch.device = "cpu
         config = EditorConfig.from_dict(meta.get("config"))
     except ConfigError as e:
         raise CheckpointError(f"{path / EDITOR_CONFIG_NAME}: bad config: {e}") from None
-    weights = path / EDITOR_WEIGHTS_NAME
-    if not weights.is_file():
-        raise CheckpointError(f"{weights} is missing")
-    try:
-        state = load_file(str(weights), device=str(map_location))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{weights} is not a readable safetensors file: {e}") from None
     editor = TokenEditor(config)
-    expected = editor.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(f"{weights} does not match its config: missing {missing[:3]}, "
-                              f"unexpected {unexpected[:3]}")
-    for name, tensor in state.items():
-        if tensor.shape != expected[name].shape:
-            raise CheckpointError(f"{weights}: tensor {name} has shape {tuple(tensor.shape)}, the config needs "
-                                  f"{tuple(expected[name].shape)}")
-    editor.load_state_dict(state)
+    load_weights(editor, path / EDITOR_WEIGHTS_NAME, map_location)
     return editor.to(map_location).eval()
