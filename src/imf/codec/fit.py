@@ -80,15 +80,22 @@ def collect_tokens(model, sources: Sequence[Source], *, max_frames: int | None =
 
 
 def fit_tables(tokens: Sequence[np.ndarray], *, qualities: Sequence[int] = DEFAULT_QUALITIES,
-               model_hash: str = "", info: dict | None = None) -> CodecTables:
-    """Fit CodecTables from per-source token sequences [(T_i, d)] (see the module doc)."""
+               model_hash: str = "", info: dict | None = None,
+               quantizer: tuple[np.ndarray, np.ndarray] | None = None) -> CodecTables:
+    """Fit CodecTables from per-source token sequences [(T_i, d)] (see the module doc).
+
+    quantizer: a fixed (center, spread) to keep instead of measuring them on ``tokens``.
+    """
     every = np.concatenate(tokens).astype(np.float64)  # (N, d)
     if every.shape[0] < 2:
         raise InputError(f"codec fit needs at least 2 frames, got {every.shape[0]}")
-    center = every.mean(axis=0).astype(np.float32)
-    spread = every.std(axis=0)
-    # A constant dimension has spread 0; give it a tiny step (it quantizes to 0 anyway).
-    spread = np.maximum(spread, max(float(spread.max()) * 1e-4, 1e-8)).astype(np.float32)
+    if quantizer is not None:
+        center, spread = quantizer
+    else:
+        center = every.mean(axis=0).astype(np.float32)
+        spread = every.std(axis=0)
+        # A constant dimension has spread 0; give it a tiny step (it quantizes to 0 anyway).
+        spread = np.maximum(spread, max(float(spread.max()) * 1e-4, 1e-8)).astype(np.float32)
     levels = {}
     bits_per_frame = {}
     for q in sorted(set(int(q) for q in qualities)):

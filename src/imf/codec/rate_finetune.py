@@ -43,10 +43,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from imf.codec.entropy import fit_table
-from imf.codec.fit import Source, collect_tokens, fit_codec
+from imf.codec.fit import Source, collect_tokens, fit_codec, fit_tables
 from imf.codec.quantizer import DEFAULT_QUALITY, TokenQuantizer, step_scale
-from imf.codec.tables import CodecTables, QualityLevel, has_tables, load_tables
+from imf.codec.tables import CodecTables, has_tables, load_tables
 from imf.data.dataset import DataConfig, PairDataset
 from imf.errors import ConfigError, IMFError
 
@@ -264,24 +263,12 @@ def refit_tables(model, sources: Sequence[Source], base: CodecTables, *, qualiti
 
     qualities = sorted(set(int(q) for q in (qualities or base.qualities)))
     tokens = collect_tokens(model, sources, fraction=fraction, batch_size=batch_size, progress=progress)
-    levels, bits_per_frame = {}, {}
-    for q in qualities:
-        quantizer = TokenQuantizer.from_spread(base.center, base.spread, q)
-        symbols = [quantizer.quantize(t) for t in tokens]  # [(T_i, d)]
-        residuals = [s[1:] - s[:-1] for s in symbols if len(s) > 1]  # [(T_i - 1, d)]
-        static = fit_table(np.concatenate(symbols))
-        temporal = fit_table(np.concatenate(residuals)) if residuals else static
-        levels[q] = QualityLevel(q, quantizer, static, temporal)
-        n = sum(len(s) for s in symbols)
-        temporal_bits = sum(static.bits(s[:1]) + (temporal.bits(s[1:] - s[:-1]) if len(s) > 1 else 0.0)
-                            for s in symbols)
-        bits_per_frame[str(q)] = {"static": static.bits(np.concatenate(symbols)) / n, "temporal": temporal_bits / n}
     names = [Path(s).name if not isinstance(s, np.ndarray) else f"array{tuple(s.shape)}" for s in sources]
-    meta = {"num_frames": int(sum(len(t) for t in tokens)), "num_sources": len(tokens),
-            "bits_per_frame": bits_per_frame, "sources": names, "fraction": list(fraction),
+    meta = {"sources": names, "fraction": list(fraction),
             "quantizer": "kept from tables fitted for model " + (base.model_hash[:16] or "(unknown)")}
     meta.update(info or {})
-    return CodecTables(base.center, base.spread, levels, model_hash(model), meta)
+    return fit_tables(tokens, qualities=qualities, model_hash=model_hash(model), info=meta,
+                      quantizer=(base.center, base.spread))
 
 
 # ------------------------------------------------------------------------------- checkpoints
