@@ -103,3 +103,31 @@ def test_bad_checkpoints_name_the_problem(tmp_path, tiny_model):
     (ckpt / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="not valid JSON"):
         imf.load_model(ckpt)
+
+
+def test_old_layout_checkpoint_fails_with_one_line_naming_the_change(tmp_path, tiny_model):
+    """A folder written by imf 0.1 (layout 1: no layout_version, token_decoder_layers_per_level, one P per
+    scale) is refused before any weight is read, with the layout change named, not shape mismatches."""
+    ckpt = tmp_path / "old"
+    tiny_model.save_pretrained(ckpt)
+    meta = json.loads((ckpt / "config.json").read_text())
+    meta.pop("layout_version")
+    meta["config"].pop("token_decoder_layers")
+    meta["config"]["token_decoder_layers_per_level"] = 3
+    (ckpt / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError) as err:
+        imf.load_model(ckpt)
+    msg = str(err.value)
+    assert "\n" not in msg and "layout 1" in msg and "this imf builds layout 2" in msg
+    assert "StyledConvs" in msg and "P_q" in msg and "shape" not in msg
+    meta["layout_version"] = 7
+    (ckpt / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="layout 7"):
+        imf.load_model(ckpt)
+
+
+def test_saved_folder_records_the_layout(tmp_path, tiny_model):
+    from imf.config import LAYOUT_VERSION
+
+    tiny_model.save_pretrained(tmp_path / "ckpt")
+    assert json.loads((tmp_path / "ckpt" / "config.json").read_text())["layout_version"] == LAYOUT_VERSION == 2

@@ -7,7 +7,7 @@ import pytest
 from imf.cli import main
 
 
-@pytest.mark.parametrize("preset", ["paper-256", "small-128", "tiny-64"])
+@pytest.mark.parametrize("preset", ["paper-256", "small-128", "cpu-128", "tiny-64"])
 def test_info_json(preset, capsys):
     assert main(["info", "--preset", preset, "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
@@ -20,7 +20,7 @@ def test_info_json(preset, capsys):
         v for k, v in info["parameters"].items() if k.split()[0] in ("E_T", "E_F", "IMF_D", "IMF_A", "D_F"))
     if preset == "paper-256":
         assert info["shapes"]["f"] == [[128, 64, 64], [256, 32, 32], [512, 16, 16], [512, 8, 8]]
-        assert [m[1:] for m in info["shapes"]["m"]] == [[64, 64], [32, 32], [16, 16], [8, 8]]
+        assert info["shapes"]["m"] == [[256, 64, 64], [512, 32, 32], [512, 16, 16], [512, 8, 8]]
         assert info["shapes"]["token"] == [32] and info["shapes"]["output"] == [3, 256, 256]
         assert info["shapes"]["styled_convs"] == 13
 

@@ -38,11 +38,101 @@ def test_paper_256_matches_the_paper_tensors():
     model = imf.IMF(config).eval()
     ref = _check_shapes(model, config, batch=1)
     assert [tuple(f.shape[1:]) for f in ref.f_r] == [(128, 64, 64), (256, 32, 32), (512, 16, 16), (512, 8, 8)]
-    assert [tuple(m.shape[2:]) for m in ref.m_r] == [(64, 64), (32, 32), (16, 16), (8, 8)]
+    assert [tuple(m.shape[1:]) for m in ref.m_r] == [(256, 64, 64), (512, 32, 32), (512, 16, 16), (512, 8, 8)]
     assert config.d_m == 32
-    assert model.token_decoder.num_styled_convs == 13
-    ups = [m for m in model.token_decoder.levels.modules() if isinstance(m, ModulatedConv2d) and m.upsample]
-    assert len(ups) == 4
+
+
+def test_paper_256_token_decoder_is_fig1c():
+    """Fig. 1(c): 10 StyledConvs on the main path (1, 2, 2, 2, 3 per level, the first of each upsampled level
+    ↑2; 512 wide but the last level, 256) and 3 side branches 512 wide: 13 in all."""
+    dec = imf.IMF(IMFConfig.preset("paper-256")).token_decoder
+    main_path = [[layer.conv for layer in level] for level in dec.levels]
+    assert [len(level) for level in main_path] == [1, 2, 2, 2, 3]
+    assert [[c.out_ch for c in level] for level in main_path] == [[512], [512] * 2, [512] * 2, [512] * 2, [256] * 3]
+    assert [[c.upsample for c in level] for level in main_path] == [
+        [False], [True, False], [True, False], [True, False], [True, False, False]]
+    assert [s.conv.out_ch for s in dec.side] == [512, 512, 512]
+    assert not any(s.conv.upsample for s in dec.side)
+    assert dec.num_styled_convs == 13
+    assert sum(isinstance(m, ModulatedConv2d) for m in dec.modules()) == 13
+
+
+def test_paper_256_frame_decoder_is_fig1e():
+    """Fig. 1(e)/(f): 5 UpConvResBlocks, each Upsample + Conv-BN-ReLU, Conv, 2 FeatResBlocks; 3 FeatResBlocks
+    on each of the 3 skips: 19 FeatResBlocks; no 1×1 skip conv inside the UpConvResBlocks."""
+    from imf.layers.blocks import FeatResBlock, UpConvResBlock
+
+    dec = imf.IMF(IMFConfig.preset("paper-256")).frame_decoder
+    assert sum(isinstance(m, FeatResBlock) for m in dec.modules()) == 19
+    ups = [m for m in dec.modules() if isinstance(m, UpConvResBlock)]
+    assert len(ups) == 5
+    for up in ups:
+        kinds = [type(m).__name__ for m in up.body]
+        assert kinds == ["Upsample", "Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "FeatResBlock", "FeatResBlock"]
+    assert [up.body[1].out_channels for up in ups] == [512, 512, 256, 128, 64]
+    assert [len(s) for s in dec.skips] == [3, 3, 3]
+
+
+def test_two_positional_embeddings_per_scale():
+    """§3.3: P_q added to the queries and P_k to the keys, distinct parameters (same initial draw)."""
+    config = IMFConfig.preset("tiny-64")
+    model = imf.IMF(config)
+    for scale, n, c_m in zip(model.motion_alignment.scales, config.feature_sizes, config.motion_channels):
+        assert scale.pos_q is not scale.pos_k
+        assert scale.pos_q.shape == scale.pos_k.shape == (1, n * n, c_m)
+        torch.testing.assert_close(scale.pos_q, scale.pos_k)  # one draw at init
+        assert float(scale.pos_q.detach().std()) == pytest.approx(config.pos_embed_init_std, rel=0.3)
+    names = {n for n, _ in model.named_parameters()}
+    assert sum(n.endswith("pos_q") for n in names) == 4 and sum(n.endswith("pos_k") for n in names) == 4
+
+
+def test_queries_and_keys_use_their_own_embedding(tiny_model):
+    """Permuting the positions of P_q alone, or of P_k alone, changes the aligned features f_c at every scale:
+    both are used (with P's strong identity prior, a small perturbation barely moves the attention)."""
+    x_c, x_r = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    align = tiny_model.motion_alignment
+
+    def f_c():
+        ref = tiny_model.prepare_reference(x_r)  # K carries P_k: recomputed after each change
+        return align(tiny_model.token_decoder(tiny_model.encode_token(x_c)), ref.keys_values)
+
+    with torch.no_grad():
+        base = f_c()
+        for name in ("pos_q", "pos_k"):
+            for l, scale in enumerate(align.scales):
+                p = getattr(scale, name)
+                saved = p.clone()
+                p.copy_(saved.flip(1))  # position i now carries position n-1-i's embedding
+                changed = f_c()[l]
+                p.copy_(saved)
+                assert (changed - base[l]).abs().max() > 1e-3, f"{name} of scale {l + 1} has no effect"
+
+
+def test_transformer_block_follows_eq6_by_default():
+    """Supplement eq. 6 puts the LayerNorm inside the FFN only; the pre-attention LN is a config choice."""
+    from torch import nn
+
+    from imf.layers.attention import TransformerBlock
+
+    model = imf.IMF(IMFConfig.preset("tiny-64"))
+    blocks = [m for m in model.modules() if isinstance(m, TransformerBlock)]
+    assert blocks and all(isinstance(b.norm1, nn.Identity) and isinstance(b.norm2, nn.LayerNorm) for b in blocks)
+    normed = imf.IMF(IMFConfig.preset("tiny-64", transformer_attention_norm=True))
+    assert all(isinstance(b.norm1, nn.LayerNorm) for b in normed.modules() if isinstance(b, TransformerBlock))
+
+
+@pytest.mark.parametrize("preset", ["small-128", "cpu-128", "tiny-64"])
+def test_small_presets_share_the_paper_layout(preset):
+    config = IMFConfig.preset(preset)
+    assert config.token_decoder_layers == (1, 2, 2, 2, 3) and config.num_styled_convs == 13
+    assert config.motion_channels[1:] == (config.token_decoder_side_channels,) * 3
+
+
+def test_cpu_preset_keeps_the_coarse_geometry():
+    """cpu-128: a 2×2 learned constant and a 4×4 coarsest scale (tiny-64 has 1×1 and 2×2)."""
+    model = imf.IMF(IMFConfig.preset("cpu-128"))
+    assert tuple(model.token_decoder.const.shape[2:]) == (2, 2)
+    assert IMFConfig.preset("cpu-128").feature_sizes == (32, 16, 8, 4)
 
 
 @pytest.mark.parametrize("d_m", [16, 32, 64, 128])
@@ -97,7 +187,7 @@ def test_sdpa_equals_explicit_attention(tiny_model):
     # and they are not trivially equal: the attention really changes the output
     with torch.no_grad():
         for scale in tiny_model.motion_alignment.scales:
-            scale.pos.add_(1.0)
+            scale.pos_q.add_(1.0)
         changed = tiny_model(x_c, x_r)
     assert (changed - fast).abs().max() > 1e-5
 

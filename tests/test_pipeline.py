@@ -28,10 +28,14 @@ def random_frames(n: int, seed: int = 0, size: int = S) -> list[np.ndarray]:
 def lively_model(tiny_model):
     """The tiny model with two weights scaled up: at random init its output is nearly constant (std ~0.007)
     and moves by ~1e-7 when the token changes, too little for an equivalence test to notice a wrong token.
-    Scaled, the output varies (std ~0.16) and follows the token by ~1e-3 on average."""
+    Scaled, the output varies (std ~0.4) and follows the token by ~1e-3 on average. P_q, P_k are shrunk
+    to the scale of a plain init, so that the token, not their identity-warp prior, steers the attention."""
     with torch.no_grad():
         tiny_model.token_decoder.const.mul_(100)  # larger motion features: peaked attention
-        tiny_model.frame_decoder.to_rgb[0].weight.mul_(50)  # sigmoid out of its linear middle
+        for scale in tiny_model.motion_alignment.scales:
+            scale.pos_q.mul_(0.01)
+            scale.pos_k.mul_(0.01)
+        tiny_model.frame_decoder.to_rgb[0].weight.mul_(200)  # sigmoid out of its linear middle
     return tiny_model
 
 

@@ -16,13 +16,15 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from imf.config import IMFConfig
+from imf.config import LAYOUT_VERSION, IMFConfig
 from imf.errors import CheckpointError, ConfigError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT = "imf-model"
 FORMAT_VERSION = 1
+"""Version of the folder format (config.json + model.safetensors). The network's layout has its own
+version, ``imf.config.LAYOUT_VERSION``, stored beside it as ``layout_version``."""
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -34,7 +36,8 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 def save_model(model, path, dtype: torch.dtype | None = None) -> None:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": model.config.to_dict()}
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "layout_version": LAYOUT_VERSION,
+            "config": model.config.to_dict()}
     state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
              for k, v in model.state_dict().items()}
     tmp = path / (WEIGHTS_NAME + ".tmp")
@@ -60,6 +63,14 @@ def read_config(path) -> IMFConfig:
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{cfg_path}: unsupported format_version {meta.get('format_version')!r} "
                               f"(this imf reads {FORMAT_VERSION})")
+    layout = meta.get("layout_version", 1)  # folders written before layouts were versioned are layout 1
+    if layout != LAYOUT_VERSION:
+        raise CheckpointError(
+            f"{path} holds a model of network layout {layout!r}; this imf builds layout {LAYOUT_VERSION} "
+            f"(the supplement's Fig. 1: IMF_D with 10 + 3 StyledConvs, UpConvResBlocks with FeatResBlocks, "
+            f"separate P_q and P_k), so its weights cannot be loaded: retrain it with this version"
+            if layout == 1 else
+            f"{path} holds a model of network layout {layout!r}; this imf builds layout {LAYOUT_VERSION}")
     try:
         return IMFConfig.from_dict(meta["config"])
     except (ConfigError, TypeError, KeyError) as e:

@@ -14,7 +14,13 @@ from typing import Any
 
 from imf.errors import ConfigError
 
-PRESETS = ("paper-256", "small-128", "tiny-64")
+PRESETS = ("paper-256", "small-128", "cpu-128", "tiny-64")
+
+LAYOUT_VERSION = 2
+"""Version of the network layout that a config describes. 2: the supplement's Fig. 1 part by part
+(IMF_D with 10 + 3 StyledConvs and 512-wide side branches, UpConvResBlocks with two FeatResBlocks,
+separate P_q and P_k). 1 (imf 0.1): IMF_D with 16 StyledConvs, UpConvResBlocks with a 1×1 skip and no
+FeatResBlocks, one positional embedding shared by Q and K."""
 
 
 def _tupleize(value: Any) -> Any:
@@ -36,24 +42,42 @@ class IMFConfig:
     # E_T, latent token encoder (supplement Fig. 1): ConvLayer stem, then ResBlocks each ↓2 until 4×4,
     # an EqualConv over the 4×4 map (squeezing it to a vector), then an MLP of EqualLinears.
     token_encoder_stem: int = 64
+    token_encoder_stem_kernel: int = 1
+    """Kernel of the ConvLayer stem. The figure does not say; the StyleGAN2-style encoder E_T derives from
+    (LIA's appearance/motion encoder) uses 1×1, as here."""
     token_encoder_channels: tuple[int, ...] = (64, 128, 256, 512, 512, 512)
     token_encoder_mlp_width: int = 512
     token_encoder_mlp_layers: int = 4
+    token_encoder_mlp_activation: bool = False
+    """Leaky ReLU after each of the MLP's EqualLinears. The figure draws plain EqualLinear-512 blocks (and
+    EqualConv-512, not ConvLayer, for the squeeze), as LIA's encoder has them: no activation."""
 
     # E_F, dense feature encoder: Conv k7 stem, then five DownConvResBlocks (each ↓2);
     # the outputs of the last four are f^1..f^4.
     feature_encoder_stem: int = 64
     feature_encoder_channels: tuple[int, ...] = (64, 128, 256, 512, 512)
 
-    # IMF_D, latent token decoder: a learned constant at R/64, then StyledConvs. Widths per level
-    # (R/64, R/32, R/16, R/8, R/4); one StyledConv at the constant's level and three at each of the four
-    # upsampled levels (the first of which ↑2): 13 in all, as in the paper.
+    # IMF_D, latent token decoder (supplement Fig. 1(c)): a learned constant at R/64, then a main path of
+    # StyledConvs, per level (R/64, R/32, R/16, R/8, R/4) ``token_decoder_layers[i]`` of width
+    # ``token_decoder_channels[i]``, the first of each upsampled level ↑2; side-branch StyledConvs of width
+    # ``token_decoder_side_channels`` read m^4, m^3, m^2 after levels 1, 2, 3; m^1 is the last main layer.
+    # Paper: 1 + 2 + 2 + 2 + 3 = 10 main + 3 side = 13 StyledConvs.
     token_decoder_channels: tuple[int, ...] = (512, 512, 512, 512, 256)
-    token_decoder_layers_per_level: int = 3
+    token_decoder_layers: tuple[int, ...] = (1, 2, 2, 2, 3)
+    token_decoder_side_channels: int = 512
 
     # IMF_A, implicit motion alignment. Heads and widths are not given by the paper; our choices:
     cross_attention_heads: int = 1
     """The paper writes a single softmax(QKᵀ/√d_k)V; 1 head reproduces it exactly."""
+    pos_embed_init_std: float = 1.5
+    """Initial std of the learned positional embeddings P_q and P_k (paper §3.3: P_q added to the queries,
+    P_k to the keys). Both start from the same draw, so that at step 0 a query scores its own position
+    highest and the cross-attention of a frame with its own reference starts close to an identity warp;
+    at 0.02 (a common default) it starts as a blur over the reference (measured: 2-4.6 dB worse on new
+    people after 20 CPU minutes)."""
+    transformer_attention_norm: bool = False
+    """LayerNorm before the self-attention. Supplement eq. 6 writes TransformerBlock(x) = FFN(MHSA(x)) with
+    FFN(x) = GELU(LN(x)W1 + b1)W2 + b2: LN inside the FFN only, which is the default."""
     transformer_blocks: int = 4
     transformer_head_dim: int = 64
     """Self-attention heads per scale = channels of f^l / head_dim (paper-256: 2, 4, 8, 8 heads)."""
@@ -63,8 +87,11 @@ class IMFConfig:
     """Attention through F.scaled_dot_product_attention (never materialises N×N on the fused kernels);
     False uses the explicit-softmax reference path."""
 
-    # D_F, frame decoder: five UpConvResBlocks (each ↑2) from f_c^4; skips from f_c^3, f_c^2, f_c^1.
+    # D_F, frame decoder (Fig. 1(e)): five UpConvResBlocks (each ↑2, each ending in
+    # ``frame_decoder_block_resblocks`` FeatResBlocks) from f_c^4; skips of ``frame_decoder_skip_blocks``
+    # FeatResBlocks from f_c^3, f_c^2, f_c^1.
     frame_decoder_channels: tuple[int, ...] = (512, 512, 256, 128, 64)
+    frame_decoder_block_resblocks: int = 2
     frame_decoder_skip_blocks: int = 3
 
     # Discriminator (training only): two scales of 4×4/s2 spectral-norm patch convs.
@@ -89,9 +116,15 @@ class IMFConfig:
 
     @property
     def motion_channels(self) -> tuple[int, ...]:
-        """Channels of m^1..m^4. m^2..m^4 come from side-branch StyledConvs with the width of f^l;
-        m^1 is the last StyledConv's output, as the paper says, so it has the last level's width."""
-        return (self.token_decoder_channels[-1],) + self.feature_channels[1:]
+        """Channels of m^1..m^4: m^1 is the last main StyledConv (the last level's width), m^2..m^4 the
+        side branches' (paper-256: 256, 512, 512, 512). The attention has no projections, so Q·K runs
+        over c_m while the output keeps V's width c_f."""
+        return (self.token_decoder_channels[-1],) + (self.token_decoder_side_channels,) * 3
+
+    @property
+    def num_styled_convs(self) -> int:
+        """Main path plus the three side branches (paper: 10 + 3 = 13)."""
+        return sum(self.token_decoder_layers) + 3
 
     def validate(self) -> None:
         r = self.resolution
@@ -105,7 +138,7 @@ class IMFConfig:
                 f"token_encoder_channels needs {n_down} entries (one ResBlock per ↓2 from {r} to 4), "
                 f"got {len(self.token_encoder_channels)}")
         for name, n in (("feature_encoder_channels", 5), ("token_decoder_channels", 5),
-                        ("frame_decoder_channels", 5), ("discriminator_channels", 4)):
+                        ("token_decoder_layers", 5), ("frame_decoder_channels", 5), ("discriminator_channels", 4)):
             if len(getattr(self, name)) != n:
                 raise ConfigError(f"{name} needs {n} entries, got {len(getattr(self, name))}")
         for c in self.feature_channels:
@@ -115,10 +148,18 @@ class IMFConfig:
         for c in self.motion_channels:
             if c % self.cross_attention_heads:
                 raise ConfigError(f"motion width {c} is not a multiple of cross_attention_heads")
-        for name in ("token_encoder_mlp_layers", "transformer_blocks", "token_decoder_layers_per_level",
+        for name in ("token_encoder_mlp_layers", "transformer_blocks", "token_decoder_side_channels",
                      "frame_decoder_skip_blocks", "discriminator_scales", "transformer_ffn_ratio"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if any(n < 1 for n in self.token_decoder_layers):
+            raise ConfigError(f"token_decoder_layers must all be >= 1, got {self.token_decoder_layers}")
+        if self.frame_decoder_block_resblocks < 0:
+            raise ConfigError(f"frame_decoder_block_resblocks must be >= 0, got {self.frame_decoder_block_resblocks}")
+        if self.token_encoder_stem_kernel not in (1, 3):
+            raise ConfigError(f"token_encoder_stem_kernel must be 1 or 3, got {self.token_encoder_stem_kernel}")
+        if not self.pos_embed_init_std >= 0:
+            raise ConfigError(f"pos_embed_init_std must be >= 0, got {self.pos_embed_init_std}")
 
     # ---- (de)serialisation ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -140,7 +181,8 @@ class IMFConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "IMFConfig":
-        """``paper-256`` (the paper's network), ``small-128`` (one consumer GPU), ``tiny-64`` (CPU, CI)."""
+        """``paper-256`` (the paper's network), ``small-128`` (one consumer GPU), ``cpu-128`` (trains on a
+        CPU, with the paper's geometry: a 2×2 constant and 4×4 coarsest scale), ``tiny-64`` (tests, CI)."""
         if name not in _PRESETS:
             raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
         return cls.from_dict({**_PRESETS[name], **overrides})
@@ -153,17 +195,27 @@ _PRESETS: dict[str, dict[str, Any]] = {
         token_encoder_stem=32, token_encoder_channels=(64, 128, 256, 256, 256),
         token_encoder_mlp_width=256,
         feature_encoder_stem=32, feature_encoder_channels=(32, 64, 128, 256, 256),
-        token_decoder_channels=(256, 256, 256, 256, 128),
+        token_decoder_channels=(256, 256, 256, 256, 128), token_decoder_side_channels=256,
         transformer_head_dim=32,
         frame_decoder_channels=(256, 256, 128, 64, 32),
         discriminator_channels=(32, 64, 128, 256),
+    ),
+    "cpu-128": dict(
+        resolution=128,
+        token_encoder_stem=16, token_encoder_channels=(32, 64, 64, 64, 64),
+        token_encoder_mlp_width=64,
+        feature_encoder_stem=16, feature_encoder_channels=(16, 32, 64, 64, 64),
+        token_decoder_channels=(64, 64, 64, 64, 32), token_decoder_side_channels=64,
+        transformer_head_dim=16, transformer_ffn_ratio=2,
+        frame_decoder_channels=(64, 64, 32, 32, 16),
+        discriminator_channels=(16, 32, 64, 64),
     ),
     "tiny-64": dict(
         resolution=64,
         token_encoder_stem=16, token_encoder_channels=(32, 64, 64, 64),
         token_encoder_mlp_width=64,
         feature_encoder_stem=16, feature_encoder_channels=(16, 32, 64, 64, 64),
-        token_decoder_channels=(64, 64, 64, 64, 32),
+        token_decoder_channels=(64, 64, 64, 64, 32), token_decoder_side_channels=64,
         transformer_head_dim=16, transformer_ffn_ratio=2,
         frame_decoder_channels=(64, 64, 32, 32, 16),
         discriminator_channels=(16, 32, 64, 64),

@@ -77,11 +77,14 @@ class SelfAttention(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """x + MHSA(LN(x)), then x + FFN(x) with FFN = GELU(LN(x) W1) W2 (the paper's form)."""
+    """Supplement eq. 6, TransformerBlock(x) = FFN(MHSA(x)) with residuals: x + MHSA(x), then x + FFN(x),
+    FFN(x) = GELU(LN(x) W1 + b1) W2 + b2. ``attention_norm`` adds a LayerNorm before the MHSA as well
+    (the common pre-norm block; not in the paper's equation)."""
 
-    def __init__(self, dim: int, heads: int, ffn_ratio: int = 4, use_sdpa: bool = True):
+    def __init__(self, dim: int, heads: int, ffn_ratio: int = 4, use_sdpa: bool = True,
+                 attention_norm: bool = False):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
+        self.norm1 = nn.LayerNorm(dim) if attention_norm else nn.Identity()
         self.attn = SelfAttention(dim, heads, use_sdpa)
         self.norm2 = nn.LayerNorm(dim)
         self.w1 = nn.Linear(dim, ffn_ratio * dim)

@@ -12,12 +12,13 @@ from imf.layers.equalized import ConvLayer
 
 
 class ResBlock(nn.Module):
-    """E_T's ResBlock-d: two ConvLayers (the second ↓2) plus a ↓2 1×1 skip, summed and scaled by 1/√2."""
+    """E_T's ResBlock-d (Fig. 1(f)): ConvLayer-d, ConvLayer-d ↓2, plus a ConvLayer-d ↓2 skip (1×1 without
+    activation, as in StyleGAN2: the figure does not give its kernel), summed and scaled by 1/√2."""
 
     def __init__(self, in_ch: int, out_ch: int):
         super().__init__()
-        self.conv1 = ConvLayer(in_ch, in_ch, 3)
-        self.conv2 = ConvLayer(in_ch, out_ch, 3, downsample=True)
+        self.conv1 = ConvLayer(in_ch, out_ch, 3)
+        self.conv2 = ConvLayer(out_ch, out_ch, 3, downsample=True)
         self.skip = ConvLayer(in_ch, out_ch, 1, downsample=True, activate=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -55,18 +56,18 @@ class DownConvResBlock(nn.Module):
 
 
 class UpConvResBlock(nn.Module):
-    """UpConvResBlock-d, the mirror of DownConvResBlock (the paper draws it without detail):
-    ↑2 (bilinear) → Conv-d k3 + BN + ReLU → Conv-d k3 + BN, plus a 1×1 skip of the upsampled input,
-    then ReLU."""
+    """UpConvResBlock-d (supplement Fig. 1(f)), the mirror of DownConvResBlock: Upsample ↑2, Conv-d k3 + BN
+    + ReLU; Conv-d k3; ``resblocks`` (paper: 2) × FeatResBlock-d. The figure does not name the upsampling
+    filter: bilinear here (smoother than nearest for a decoder that ends in a 3×3 conv)."""
 
-    def __init__(self, in_ch: int, out_ch: int):
+    def __init__(self, in_ch: int, out_ch: int, resblocks: int = 2):
         super().__init__()
         self.body = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
             nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=False),
-            nn.Conv2d(out_ch, out_ch, 3, padding=1), nn.BatchNorm2d(out_ch),
+            nn.Conv2d(out_ch, out_ch, 3, padding=1),
+            *[FeatResBlock(out_ch) for _ in range(resblocks)],
         )
-        self.skip = nn.Conv2d(in_ch, out_ch, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-        return F.relu(self.body(x) + self.skip(x))
+        return self.body(x)

@@ -1,6 +1,6 @@
-"""D_F, the frame decoder (paper §3.1): aligned features f_c^1..f_c^4 → frame in [0, 1].
+"""D_F, the frame decoder (paper §3.1; supplement Fig. 1(e)): aligned features f_c^1..f_c^4 → frame in [0, 1].
 
-From f_c^4: UpConvResBlock ↑2, concat FeatResBlocks(f_c^3); UpConvResBlock ↑2, concat FeatResBlocks(f_c^2);
+Each UpConvResBlock ends in two FeatResBlocks (Fig. 1(f)). From f_c^4: UpConvResBlock ↑2, concat FeatResBlocks(f_c^3); UpConvResBlock ↑2, concat FeatResBlocks(f_c^2);
 UpConvResBlock ↑2, concat FeatResBlocks(f_c^1); two more UpConvResBlocks ↑2; Conv-3 k3 + Sigmoid.
 The supplement's figure labels the skip branches 512/512/256 wide, which disagrees with E_F's
 f^3/f^2/f^1 (512/256/128 at paper-256); we follow the tensors: each skip keeps the width of its f_c^l.
@@ -24,7 +24,7 @@ class FrameDecoder(nn.Module):
         self.skips = nn.ModuleList(
             nn.Sequential(*[FeatResBlock(fc[l]) for _ in range(c.frame_decoder_skip_blocks)]) for l in (2, 1, 0))
         ins = [fc[3], up[0] + fc[2], up[1] + fc[1], up[2] + fc[0], up[3]]
-        self.ups = nn.ModuleList(UpConvResBlock(i, o) for i, o in zip(ins, up))
+        self.ups = nn.ModuleList(UpConvResBlock(i, o, c.frame_decoder_block_resblocks) for i, o in zip(ins, up))
         self.to_rgb = nn.Sequential(nn.Conv2d(up[4], 3, 3, padding=1), nn.Sigmoid())
 
     def forward(self, f_c: list[torch.Tensor]) -> torch.Tensor:

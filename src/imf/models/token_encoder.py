@@ -7,25 +7,26 @@ from torch import nn
 
 from imf.config import IMFConfig
 from imf.layers.blocks import ResBlock
-from imf.layers.equalized import ConvLayer, EqualConv2d, EqualLinear, FusedLeakyReLU
+from imf.layers.equalized import ConvLayer, EqualConv2d, EqualLinear
 
 
 class LatentTokenEncoder(nn.Module):
-    """ConvLayer stem; ResBlocks (each ↓2) down to 4×4; an EqualConv 4×4 (valid) squeezing the map to a
-    vector; EqualLinear MLP; a last EqualLinear to d_m. At paper-256: 64 → 64,128,256,512,512,512 → 512."""
+    """ConvLayer stem (1×1 by default); ResBlocks (each ↓2) down to 4×4; an EqualConv 4×4 (valid, no
+    activation) squeezing the map to a vector; 4 EqualLinears (no activation by default, as the figure and
+    LIA's encoder have them); a last EqualLinear to d_m. At paper-256: 64 → 64,128,256,512,512,512 → 512."""
 
     def __init__(self, config: IMFConfig):
         super().__init__()
         c = config
-        layers: list[nn.Module] = [ConvLayer(3, c.token_encoder_stem, 3)]
+        layers: list[nn.Module] = [ConvLayer(3, c.token_encoder_stem, c.token_encoder_stem_kernel)]
         ch = c.token_encoder_stem
         for out in c.token_encoder_channels:
             layers.append(ResBlock(ch, out))
             ch = out
         self.convs = nn.Sequential(*layers)
         width = c.token_encoder_mlp_width
-        self.squeeze = nn.Sequential(EqualConv2d(ch, width, 4, bias=False), FusedLeakyReLU(width))
-        self.mlp = nn.Sequential(*[EqualLinear(width, width, activation=True)
+        self.squeeze = EqualConv2d(ch, width, 4, bias=False)
+        self.mlp = nn.Sequential(*[EqualLinear(width, width, activation=c.token_encoder_mlp_activation)
                                    for _ in range(c.token_encoder_mlp_layers)])
         self.to_token = EqualLinear(width, c.d_m)
 
