@@ -40,7 +40,7 @@ def test_perceptual_gradients_reach_input_not_vgg(random_vgg_loss):
     assert pred.grad is not None and pred.grad.abs().sum() > 0
     assert target.grad is None  # the target is ground truth: its branch runs under no_grad
     params = list(random_vgg_loss.parameters())
-    assert len(params) == 26  # 13 convs: frozen, never updated
+    assert len(params) == 22  # 11 convs up to relu5_1: frozen, never updated
     assert all(not p.requires_grad and p.grad is None for p in params)
     random_vgg_loss.train()
     assert not any(m.training for m in random_vgg_loss.modules())
@@ -51,8 +51,8 @@ def test_small_scales_skip_layers_that_do_not_fit():
     x, y = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
     only = lambda l: VGGPerceptualLoss(PerceptualLossConfig(  # noqa: E731
         scales=(1.0,), layer_weights=tuple(float(i == l) for i in range(5)), pretrained=False))
-    assert only(3)(x, y).item() > 0  # relu4_3 sees 8 / 2^3 = 1x1: computed
-    assert only(4)(x, y).item() == 0.0  # relu5_3 would see 0.5 px: skipped, not a crash
+    assert only(3)(x, y).item() > 0  # relu4_1 sees 8 / 2^3 = 1x1: computed
+    assert only(4)(x, y).item() == 0.0  # relu5_1 would see 0.5 px: skipped, not a crash
     assert only(4)(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)).item() > 0
     # 64x64 frames with all 4 scales (the 1/8 scale is 8x8) and all layers: finite.
     full = VGGPerceptualLoss(PerceptualLossConfig(pretrained=False))
@@ -78,7 +78,37 @@ def test_perceptual_pretrained_runs():
     assert loss(x, x.flip(-1)).item() > 0
 
 
+@pytest.mark.parametrize("taps, convs_per_tap", [("first", (1, 3, 5, 8, 11)), ("last", (2, 4, 7, 10, 13))])
+def test_perceptual_taps_end_at_the_named_relus(taps, convs_per_tap):
+    """"first" = relu1_1..relu5_1 (FOMM), "last" = relu1_2, relu2_2, relu3_3, relu4_3, relu5_3: each slice
+    ends on a ReLU, after the stated number of VGG16 convs."""
+    loss = VGGPerceptualLoss(PerceptualLossConfig(taps=taps, pretrained=False))
+    seen = 0
+    for n, s in zip(convs_per_tap, loss.slices):
+        assert isinstance(s[-1], torch.nn.ReLU)
+        seen += sum(isinstance(m, torch.nn.Conv2d) for m in s)
+        assert seen == n
+
+
+def test_gaussian_pyramid_blurs_before_subsampling():
+    from imf.train.losses import gaussian_blur
+
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    torch.testing.assert_close(gaussian_blur(flat, 1.5), flat)
+    checker = (torch.arange(16)[:, None] + torch.arange(16)[None, :]).remainder(2).float().expand(1, 3, 16, 16)
+    gauss = VGGPerceptualLoss(PerceptualLossConfig(pyramid="gaussian", pretrained=False))._downscale(checker, 0.5)
+    area = VGGPerceptualLoss(PerceptualLossConfig(pyramid="area", pretrained=False))._downscale(checker, 0.5)
+    assert gauss.shape == area.shape == (1, 3, 8, 8)
+    torch.testing.assert_close(area, torch.full_like(area, 0.5))  # a 2x2 box averages the checkerboard
+    # FOMM's σ = 0.5 blur at scale 1/2: softened towards the mean, neither the box average nor raw 0/1 samples
+    assert 0.05 < gauss.min() < 0.45 and 0.05 < gauss.max() < 0.95 and (gauss - area).abs().max() > 0.1
+
+
 def test_perceptual_config_validation():
+    with pytest.raises(ConfigError, match="taps"):
+        PerceptualLossConfig(taps="middle")
+    with pytest.raises(ConfigError, match="pyramid"):
+        PerceptualLossConfig(pyramid="lanczos")
     with pytest.raises(ConfigError, match="5 values"):
         PerceptualLossConfig(layer_weights=(1.0, 1.0))
     with pytest.raises(ConfigError, match="scales"):

