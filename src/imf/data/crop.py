@@ -156,13 +156,17 @@ def _plan_shot(start: int, stop: int, detections: list[tuple[int, Box]], min_iou
     return segments
 
 
-def _analyse(path: Path, cfg: CropConfig, detector: FaceDetector, total: int, progress: bool):
-    """Pass 1: shot starts, (frame, largest face or None) detections and the frame count."""
-    shot_starts, detections = [0], []
-    prev_hist, next_detect, n = None, 0, 0
-    frames = tqdm(iter_frames(path), total=total, desc=f"finding faces in {path.name}", unit="frame",
-                  disable=None if progress else True, leave=False)
-    for i, frame in enumerate(frames):
+def _analyse(path: Path, cfg: CropConfig, detector: FaceDetector, total: int, progress: bool,
+             start: int = 0, stop: int | None = None):
+    """Pass 1 over frames [start, stop): shot starts, (frame, largest face or None) detections and one
+    past the last frame read (the frame count when start is 0 and stop is None)."""
+    shot_starts, detections = [start], []
+    prev_hist, next_detect, n = None, start, start
+    stop_at = total if stop is None else min(stop, total) if total else stop
+    frames = tqdm(iter_frames(path, start=start, stop=stop), total=max(0, stop_at - start),
+                  desc=f"finding faces in {path.name}", unit="frame", disable=None if progress else True,
+                  leave=False)
+    for i, frame in enumerate(frames, start):
         hist = colour_histogram(frame)
         if prev_hist is not None and histogram_distance(prev_hist, hist) > cfg.cut_threshold:
             shot_starts.append(i)
@@ -183,18 +187,29 @@ def crop_video(
     config: CropConfig | None = None,
     detector: FaceDetector | None = None,
     progress: bool = True,
+    start: int = 0,
+    stop: int | None = None,
+    name: str | None = None,
 ) -> CropResult:
     """Write face-centred square clips of a video (or frame folder) into ``out_dir``; see the module docstring.
 
+    start, stop: crop only source frames [start, stop) (default: all); the clips' ``start``/``stop`` stay
+    source frame indices. name: file name stem of the clips (default: the source's stem), written as
+    ``<name>_<k:03d>.mp4``.
     Raises InputError if the video cannot be read. A video without a face gives a result with no clips
     and the reason in ``skipped``.
     """
     cfg = config or CropConfig()
     path, out = Path(path), Path(out_dir)
+    if start < 0 or (stop is not None and stop <= start):
+        raise InputError(f"{path.name}: bad frame range [{start}, {stop})")
     info = probe(path)
     detector = detector or FaceDetector(min_face=cfg.min_face)
     result = CropResult(path)
-    shot_starts, detections, n = _analyse(path, cfg, detector, info.num_frames, progress)
+    stem = name or path.stem
+    shot_starts, detections, n = _analyse(path, cfg, detector, info.num_frames, progress, start, stop)
+    if n <= start:
+        raise InputError(f"{path.name}: no frame in the range [{start}, {stop}) ({info.num_frames} frames)")
 
     segments: list[_Segment] = []
     bounds = shot_starts + [n]
@@ -217,9 +232,11 @@ def crop_video(
     boxes = [square_box(seg.face, cfg.scale, info.width, info.height) for seg in segments]
     k, writer = 0, None
     try:
-        frames = tqdm(iter_frames(path, stop=segments[-1].stop), total=segments[-1].stop,
+        first = segments[0].start
+        frames = tqdm(enumerate(iter_frames(path, start=first, stop=segments[-1].stop), first),
+                      total=segments[-1].stop - first,
                       desc=f"cropping {path.name}", unit="frame", disable=None if progress else True, leave=False)
-        for i, frame in enumerate(frames):
+        for i, frame in frames:
             while k < len(segments) and i >= segments[k].stop:
                 k += 1
             if k == len(segments):
@@ -228,7 +245,7 @@ def crop_video(
             if i < seg.start:
                 continue
             if i == seg.start:
-                target = out / f"{path.stem}_{len(result.clips):03d}.mp4"
+                target = out / f"{stem}_{len(result.clips):03d}.mp4"
                 writer = VideoWriter(target, info.fps, cfg.size, cfg.size, crf=cfg.crf)
             writer.write(_cut(frame, boxes[k], cfg.size))
             if i == seg.stop - 1:

@@ -59,6 +59,11 @@ class DataConfig:
     hflip_prob: chance of flipping both frames of a pair horizontally.
     brightness, contrast, saturation: colour jitter strengths s (factor drawn from [1 - s, 1 + s]),
     the same for both frames of a pair; 0 turns it off.
+    stills: folders (or image files) of still face photos (e.g. ``imf data corpus``'s ``DIR/stills``)
+    mixed into the training set as pseudo-video pairs (``imf.data.stills``), or None.
+    stills_ratio: share of the training items that are still pairs, in (0, 1) when ``stills`` is set,
+    0 otherwise. stills_warp: multiplier of the stills' geometric warp strengths (1 = rotation ±12°,
+    scale ±12 %, shift ±8 %, mild perspective and thin-plate-like warp; 0 = colour jitter only).
     """
 
     size: int = 64
@@ -70,6 +75,9 @@ class DataConfig:
     brightness: float = 0.0
     contrast: float = 0.0
     saturation: float = 0.0
+    stills: list[str] | None = None
+    stills_ratio: float = 0.0
+    stills_warp: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("size", "min_distance"):
@@ -95,6 +103,24 @@ class DataConfig:
                 raise ConfigError(f"data.{name} must be a number, got {value!r}")
             if not (lo <= value <= hi if hi_ok else lo <= value < hi):
                 raise ConfigError(f"data.{name} must be in [{lo}, {hi}{']' if hi_ok else ')'}, got {value}")
+        st = self.stills
+        if st is not None:
+            if isinstance(st, (str, os.PathLike)):
+                st = [st]
+            if not isinstance(st, (list, tuple)) or not st or not all(
+                    isinstance(x, (str, os.PathLike)) and str(x) for x in st):
+                raise ConfigError(f"data.stills must be null or a non-empty list of folders, got {self.stills!r}")
+            object.__setattr__(self, "stills", [str(x) for x in st])  # a list, as YAML writes it back
+        r = self.stills_ratio
+        if not isinstance(r, (int, float)) or isinstance(r, bool):
+            raise ConfigError(f"data.stills_ratio must be a number, got {r!r}")
+        if self.stills is None and r != 0:
+            raise ConfigError(f"data.stills_ratio is {r} but data.stills is not set: name the stills folder(s)")
+        if self.stills is not None and not 0 < r < 1:
+            raise ConfigError(f"data.stills_ratio must be in (0, 1) when data.stills is set, got {r}")
+        w = self.stills_warp
+        if not isinstance(w, (int, float)) or isinstance(w, bool) or not 0 <= w <= 3:
+            raise ConfigError(f"data.stills_warp must be a number in [0, 3], got {w!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataConfig:
