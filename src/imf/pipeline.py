@@ -39,6 +39,7 @@ from imf.data.crop import CropBox, crop_image, paste_crop, square_box
 from imf.data.face_detect import Box, FaceDetector
 from imf.data.video import VideoWriter, iter_frames, probe, resize_center_crop, to_tensor, to_uint8
 from imf.errors import ConfigError, InputError
+from imf.eval.domain import CopyComparer, CopyComparison
 from imf.models.imf import IMF, ReferenceState
 
 log = logging.getLogger(__name__)
@@ -244,7 +245,8 @@ def as_pipeline(model: Pipeline | IMF | str | os.PathLike, device: str | torch.d
 class InferenceStats:
     """What a file-level job wrote. output: the video; frames: frames written; fps: its frame rate;
     width × height: its size; audio: an audio track was copied in; seconds: wall time of the whole job
-    (loading, decoding, model, encoding); device / precision: what ran."""
+    (loading, decoding, model, encoding); device / precision: what ran. copy_check: the model's PSNR beside
+    copying the reference over the frames rebuilt (``imf.eval.domain``; reconstruction only, else None)."""
 
     output: Path
     frames: int
@@ -255,6 +257,7 @@ class InferenceStats:
     seconds: float
     device: str
     precision: str
+    copy_check: CopyComparison | None = None
 
     @property
     def frames_per_second(self) -> float:
@@ -298,17 +301,20 @@ def reconstruct_video(model: Pipeline | IMF | str | os.PathLike, video: str | os
     check_frame_size(info.width, info.height, s, video)
     ref_np = next(iter_frames(video, size=s, start=ref_frame, stop=ref_frame + 1))  # (S, S, 3)
     ref = pipe.prepare_reference(ref_np)
+    copy_check = CopyComparer(Path(video).name)  # the out-of-domain check, on every frame but the reference
 
     def frames():
         pairs = pipe.decode_stream(iter_frames(video, size=s, stop=n), ref)
-        for x, y in _progress(pairs, n, f"reconstructing {Path(video).name}", progress):
+        for i, (x, y) in enumerate(_progress(pairs, n, f"reconstructing {Path(video).name}", progress)):
             y = to_uint8(y)
+            if i != ref_frame:
+                copy_check.add(x, y, ref_np)
             yield np.concatenate([ref_np, x, y], axis=1) if compare else y  # (S, 3S or S, 3)
 
     width = 3 * s if compare else s
     written = _write(out, info.fps, width, s, crf, video if info.has_audio else None, frames())
     return InferenceStats(Path(out), written, info.fps, width + width % 2, s, info.has_audio,
-                          time.perf_counter() - start, str(pipe.device), pipe.precision)
+                          time.perf_counter() - start, str(pipe.device), pipe.precision, copy_check.result())
 
 
 def driving_face_box(video: str | os.PathLike, scale: float = 1.8, detector: FaceDetector | None = None,

@@ -137,6 +137,7 @@ def run_encode(args: argparse.Namespace) -> int:
     from imf.codec.registry import remember_checkpoint
     from imf.codec.tables import load_tables
     from imf.data.video import probe
+    from imf.eval.domain import warn_if_out_of_domain
 
     tables = load_tables(args.ckpt)
     quality = DEFAULT_QUALITY if args.quality is None else args.quality
@@ -152,6 +153,7 @@ def run_encode(args: argparse.Namespace) -> int:
     remember_checkpoint(read_header(args.output).model_hash, args.ckpt)
     print(f"wrote {args.output}")
     print(stats.summary())
+    warn_if_out_of_domain(stats.copy_check)
     if args.json:
         _write_json(args.json, {"input": str(args.video), "output": str(args.output), **stats.to_dict()})
     return 0

@@ -71,6 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     import imf
+    from imf.eval.domain import warn_if_out_of_domain
     from imf.eval.reconstruct_eval import evaluate_reconstruction
     from imf.eval.report import eval_markdown
 
@@ -89,6 +90,7 @@ def run_eval(args: argparse.Namespace) -> int:
         Path(args.markdown).write_text(markdown)
     if not args.markdown or not args.json:
         print(markdown)
+    warn_if_out_of_domain(report.copy_checks())
     return 0
 
 

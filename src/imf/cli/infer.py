@@ -70,6 +70,7 @@ def _report(stats) -> None:
 
 
 def run_reconstruct(args: argparse.Namespace) -> int:
+    from imf.eval.domain import warn_if_out_of_domain
     from imf.pipeline import reconstruct_video
 
     setup_logging()
@@ -77,6 +78,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
                               max_frames=args.max_frames, device=args.device, precision=args.precision,
                               batch_size=args.batch_size, crf=args.crf, progress=not args.quiet)
     _report(stats)
+    warn_if_out_of_domain(stats.copy_check)
     return 0
 
 

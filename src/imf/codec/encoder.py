@@ -10,6 +10,8 @@ A new keyframe is sent
 A keyframe frame is shown as its decoded intra image; every other frame costs one quantized token.
 Tokens are grouped into packets of up to ``packet_frames`` frames (a packet never spans a keyframe).
 The model is put in eval mode. Frames are processed one at a time (bounded memory).
+The closed-loop reconstructions also feed the out-of-domain check (``EncodeStats.copy_check``): their PSNR
+beside copying the decoded keyframe, over every frame reconstructed from a token (``imf.eval.domain``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from imf.codec.scenecut import DEFAULT_SCENE_CUT_THRESHOLD, SceneCutDetector
 from imf.codec.stats import EncodeStats
 from imf.codec.tables import CodecTables
 from imf.errors import CheckpointError, ConfigError, InputError
+from imf.eval.domain import CopyComparer
 
 DEFAULT_PACKET_FRAMES = 8
 FrameCallback = Callable[[int, np.ndarray], None]
@@ -121,6 +124,7 @@ def encode_frames(
     estimate = 0.0
     packets = 0
     count = 0
+    copy_check = CopyComparer(out_path.name)
     start = time.perf_counter()
     try:
         with open(tmp, "wb") as f, tqdm(total=total, unit="frame", desc="encode", disable=not progress) as bar:
@@ -135,7 +139,7 @@ def encode_frames(
                     packets += 1
                     pending.clear()
 
-            reference = None
+            reference = ref_image = None  # the decoded keyframe: its ReferenceState and its uint8 (S, S, 3)
             for i, frame in enumerate(frames):
                 if not (isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.shape == (size, size, 3)):
                     raise InputError(f"frame {i}: expected uint8 ({size}, {size}, 3), got "
@@ -146,13 +150,14 @@ def encode_frames(
                 if not key:
                     symbols = _token_symbols(model, level.quantizer, frame)
                     recon = reconstruct_frame(model, level.quantizer, symbols, reference)
+                    copy_check.add(frame, recon, ref_image)
                     key = min_quality_psnr is not None and psnr_uint8(recon, frame) < min_quality_psnr
                 if key:
                     flush()
                     data = encode_keyframe(frame, codec=keyframe_codec, quality=keyframe_quality)
                     recon = decode_keyframe(data, codec=keyframe_codec, width=size, height=size)
                     writer.write_record(KEYFRAME, data)
-                    reference = prepare_reference(model, recon)
+                    reference, ref_image = prepare_reference(model, recon), recon
                     coder.reset()
                     keyframes.append(i)
                 else:
@@ -176,7 +181,7 @@ def encode_frames(
         token_bits=8 * writer.token_bytes, num_frames=count, num_keyframes=len(keyframes), num_packets=packets,
         width=size, height=size, fps=float(fps), quality=quality, entropy=entropy, keyframe_codec=keyframe_codec,
         keyframe_quality=keyframe_quality, estimated_token_bits=estimate, encode_seconds=seconds,
-        keyframe_indices=keyframes)
+        keyframe_indices=keyframes, copy_check=copy_check.result())
 
 
 def _token_symbols(model, quantizer, frame: np.ndarray) -> np.ndarray:

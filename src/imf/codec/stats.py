@@ -10,6 +10,8 @@ counts, which leaves out the reference frames), both per pixel of all coded fram
 (``num_frames * width * height``); ``kbps_*`` are the same bits per second at the clip's frame rate.
 ``estimated_token_bits`` is the ideal code length of the coded symbols under the integer entropy
 tables; the range coder's output is within a fraction of a percent plus about one 32-bit word per packet.
+``copy_check``: the decoder-side PSNR of the token-coded frames beside copying their keyframe
+(``imf.eval.domain.CopyComparison``; None when every frame was a keyframe).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
+
+from imf.eval.domain import CopyComparison
 
 
 @dataclass
@@ -38,6 +42,7 @@ class EncodeStats:
     estimated_token_bits: float
     encode_seconds: float
     keyframe_indices: list[int] = dataclasses.field(default_factory=list)
+    copy_check: CopyComparison | None = None
 
     @property
     def num_token_frames(self) -> int:

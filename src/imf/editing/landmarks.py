@@ -129,7 +129,14 @@ class FaceLandmarker:
         found = self._detect(frame)
         if found is None:
             return None
-        left, top, right, bottom, score = found
+        *box, score = found
+        return self.fit(frame, tuple(box), score)
+
+    def fit(self, frame: np.ndarray, box: tuple[float, float, float, float], score: float = 0.0) -> FaceLandmarks:
+        """The 68 landmarks fitted inside a given face ``box`` (left, top, right, bottom) of ``frame``, without
+        detection (e.g. the whole face crop as the box)."""
+        frame = _check_frame(frame)
+        left, top, right, bottom = box
         rect = self._dlib.rectangle(int(round(left)), int(round(top)), int(round(right)), int(round(bottom)))
         shape = self._predictor(frame, rect)
         points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)  # (68, 2)

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from imf.errors import InputError
+from imf.eval.domain import CopyComparison
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,12 @@ class EvalReport:
 
     def to_dict(self) -> dict:
         return json_safe(asdict(self))
+
+    def copy_checks(self) -> list[CopyComparison]:
+        """Per video, the model's PSNR beside copy-the-reference's (mean per-frame PSNR, as in the table), for
+        the out-of-domain warning (``imf.eval.domain.warn_if_out_of_domain``); empty without PSNR."""
+        return [CopyComparison(v.metrics["psnr"], v.copy_metrics["psnr"], v.num_frames, Path(v.video).name)
+                for v in self.videos if "psnr" in v.metrics and "psnr" in v.copy_metrics]
 
 
 def json_safe(obj):

@@ -23,9 +23,11 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from imf.data.dataset import PairDataset
+from imf.data.stills import training_pairs
 from imf.errors import IMFError
 from imf.models.discriminator import MultiScaleDiscriminator
 from imf.models.imf import IMF
+from imf.precision import resolve_precision
 from imf.train.checkpointing import load_latest, rng_state, save_checkpoint, set_rng_state
 from imf.train.config import TrainConfig
 from imf.train.distributed import (DistInfo, ResumableSampler, SeededItems, all_true, average_buffers,
@@ -42,12 +44,9 @@ class TrainingDiverged(IMFError):
 
 
 def _precision(requested: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or None for fp32. CPUs here have no fast bf16: fp32 on CPU whatever is asked."""
-    if device.type != "cuda" or requested == "fp32":
-        return None
-    if requested == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if requested == "bf16" else torch.float16
+    """The autocast dtype, or None for fp32 (``imf.precision.resolve_precision``): on CPU, bf16 only where the
+    CPU has fast bf16 (detected) and "auto" or "bf16" is asked."""
+    return resolve_precision(requested, device)
 
 
 def _psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -78,6 +77,7 @@ class Trainer:
         self.ema = EMA(self.generator, config.optim.ema_decay)
         self.perceptual = VGGPerceptualLoss(PerceptualLossConfig(
             scales=config.loss.perceptual_scales, layer_weights=config.loss.perceptual_layer_weights,
+            taps=config.loss.perceptual_taps, pyramid=config.loss.perceptual_pyramid,
             pretrained=config.loss.perceptual_pretrained)).to(dev)
         o = config.optim
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
@@ -98,7 +98,7 @@ class Trainer:
         # clips into the frame cache first; the other ranks then read it.
         if self.dist.enabled and not self.dist.is_main:
             dist.barrier()
-        self.train_set = PairDataset(data, config.data, split="train", progress=progress and self.dist.is_main)
+        self.train_set = training_pairs(data, config.data, progress=progress and self.dist.is_main)
         try:
             self.val_set = PairDataset(data, config.data, split="val", augment=False, progress=False)
         except IMFError as e:
