@@ -239,6 +239,23 @@ def _load_manifest(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def read_manifest(corpus: str | os.PathLike) -> dict[str, Any]:
+    """The manifest of a corpus folder written by ``build_corpus`` (see the module docstring). Raises
+    InputError when it is missing, unreadable or incomplete (a build that was interrupted)."""
+    path = Path(corpus) / "manifest.json"
+    if not path.is_file():
+        raise InputError(f"{path}: no corpus manifest (build the corpus with `imf data corpus`)")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: not a readable corpus manifest ({e})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("clips"), list):
+        raise InputError(f"{path}: not a corpus manifest (no clip list)")
+    if not manifest.get("complete"):
+        raise InputError(f"{path}: the corpus is incomplete (its build was interrupted): run `imf data corpus` again")
+    return manifest
+
+
 def summarize(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per split: people, clips (segments), frames and seconds; and for the stills: faces, people, photos."""
     out: dict[str, dict[str, Any]] = {}

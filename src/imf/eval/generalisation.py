@@ -1,5 +1,9 @@
 """Held-out measurement: does the model rebuild motion on frames and people it never saw (issue 12)?
 
+Corpus inputs (a folder written by ``imf.data.corpus.build_corpus``): ``corpus_clips`` reads one split's
+clips as ``Clip``s (all frames, or ``frames_per_clip`` evenly spaced ones, frame 0 first, the same on every
+call), ``corpus_mean_frame`` the mean frame of every k-th frame of its training split.
+
 Protocol of ``evaluate_splits`` (one call per split: held-out frames of training people, held-out people):
 - A clip is a ``Clip``: frames (N, 3, S, S) float in [0, 1], N ≥ 2, with a name and a person.
 - Model: the reference is the clip's first frame x_0, prepared once; every frame is decoded with it,
@@ -68,6 +72,61 @@ def mean_training_frame(frames: Iterable[Tensor]) -> Tensor:
     if not count:
         raise ValueError("no training frames to average")
     return (total / count).float()
+
+
+def evenly_spaced(n: int, count: int | None) -> np.ndarray:
+    """Indices of ``count`` frames evenly spaced over 0..n-1, first and last included (all n if count is None
+    or at least n)."""
+    if count is None or count >= n:
+        return np.arange(n)
+    if count < 2:
+        raise ValueError(f"count must be at least 2 (the reference and one scored frame), got {count}")
+    return np.unique(np.linspace(0, n - 1, count).round().astype(np.int64))
+
+
+def corpus_clips(corpus, split: str, size: int, frames_per_clip: int | None = None) -> list[Clip]:
+    """The clips of one split ("train", "heldout_frames" or "heldout_people") of a corpus folder, in manifest
+    order, frames at size×size (read through ``imf.data.frame_cache``, decoded once per clip and size);
+    ``frames_per_clip``: that many evenly spaced frames of each clip (``evenly_spaced``), None: all. Each
+    clip is named by its path in the corpus, e.g. ``heldout_people/cap12_edit_000.mp4``."""
+    from pathlib import Path
+
+    from imf.data.corpus import SPLITS, read_manifest
+    from imf.data.frame_cache import load_frames
+    from imf.data.video import to_tensor
+
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    clips = []
+    for entry in read_manifest(corpus)["clips"]:
+        if entry["split"] == split:
+            frames = load_frames(Path(corpus) / entry["path"], size)  # memmap (N, S, S, 3) uint8
+            index = evenly_spaced(len(frames), frames_per_clip)
+            clips.append(Clip(entry["path"], entry["person"], to_tensor(frames[index])))
+    return clips
+
+
+def corpus_mean_frame(corpus, size: int, max_frames: int = 512) -> Tensor:
+    """``mean_training_frame`` of a corpus's training split: every k-th frame of each training clip (frames
+    0, k, 2k, ...), k = ceil(training frames / max_frames), so a longer clip weighs more, as in training."""
+    from pathlib import Path
+
+    from imf.data.corpus import read_manifest
+    from imf.data.frame_cache import load_frames
+    from imf.data.video import to_tensor
+
+    entries = [e for e in read_manifest(corpus)["clips"] if e["split"] == "train"]
+    if not entries:
+        raise ValueError(f"{corpus}: no training clip in the manifest")
+    stride = max(1, -(-sum(e["frames"] for e in entries) // max_frames))
+
+    def batches():
+        for e in entries:
+            frames = load_frames(Path(corpus) / e["path"], size)
+            for start in range(0, len(frames), 64 * stride):
+                yield to_tensor(frames[start:start + 64 * stride:stride])
+
+    return mean_training_frame(batches())
 
 
 def _device(model) -> torch.device:

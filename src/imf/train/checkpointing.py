@@ -7,6 +7,7 @@ both optimisers, the grad scaler, step, data position and RNG states. Loaded wit
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from pathlib import Path
@@ -67,3 +68,26 @@ def load_latest(run_dir: str | Path, map_location: str | torch.device = "cpu") -
         return torch.load(ckpts[-1], map_location=map_location, weights_only=True)
     except Exception as e:  # a truncated or foreign file
         raise CheckpointError(f"{ckpts[-1]} is not a readable training checkpoint: {e}") from None
+
+
+def load_ema_generator(path: str | Path, map_location: str | torch.device = "cpu"):
+    """The EMA generator of one training checkpoint (what a run validates and exports to ``RUN/model``), in
+    eval mode, and its step: ``(IMF, step)``. Raises FileNotFoundError when the file is gone (keep-last-K
+    deletes old ones while a run goes on) and CheckpointError when it is not a readable training checkpoint."""
+    from imf.config import IMFConfig
+    from imf.models.imf import IMF
+
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # a truncated or foreign file
+        raise CheckpointError(f"{path} is not a readable training checkpoint: {e}") from None
+    try:
+        model = IMF(IMFConfig.from_dict(json.loads(state["config"])["model"]))
+        model.load_state_dict(state["ema"])
+        step = int(state["step"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: no EMA generator can be loaded from it ({e})") from None
+    return model.to(map_location).eval(), step
