@@ -146,6 +146,29 @@ def test_cli_train_and_resume(tmp_path, clip, capsys):
     assert "Traceback" not in err and err.count("error:") == 3
 
 
+def test_max_minutes_stops_with_a_checkpoint_and_the_model(tmp_path, clip, capsys):
+    """--max-minutes: the run stops after the first step past the deadline and ends as at max_steps."""
+    config = fast_config(max_steps=10**6, checkpoint_every=10**6)
+    trainer = Trainer(config, [str(clip)], tmp_path / "run", progress=False)
+    summary = trainer.fit(max_minutes=1e-6)  # 60 µs: over after the first step
+    trainer.close()
+    assert summary["step"] == 1 and summary["stopped_by"] == "max_minutes"
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step_00000001.pt"]
+    imf.load_model(tmp_path / "run" / "model")
+    assert math.isfinite(summary["val_psnr"])
+    with pytest.raises(imf.errors.IMFError, match="max_minutes"):
+        trainer.fit(max_minutes=0)
+    # the CLI: the option reaches the trainer; a non-positive value is a user mistake
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg_path.write_text(yaml.safe_dump(config.to_dict()))
+    args = ["train", "--config", str(cfg_path), "--data", str(clip), "--out", str(tmp_path / "cli")]
+    assert main([*args, "--max-minutes", "1e-6"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out[out.rindex("{"):])["stopped_by"] == "max_minutes"
+    assert main([*args, "--max-minutes", "0"]) == 2
+    assert "--max-minutes must be > 0" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_short_run_learns(tmp_path, clip):
     """A minute or two of CPU training (the paper's losses with the pretrained VGG, a higher learning rate

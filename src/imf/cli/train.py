@@ -18,6 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="RUN", help="run folder: checkpoints, TensorBoard, final model")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN from its latest checkpoint")
     p.add_argument("--max-steps", type=int, default=None, metavar="N", help="override run.max_steps")
+    p.add_argument("--max-minutes", type=float, default=None, metavar="M",
+                   help="stop after M minutes of training (wall clock from the start of the training loop; loading "
+                        "the data before it is not counted), with a checkpoint and the exported RUN/model as at "
+                        "max_steps; the learning-rate schedule still follows max_steps")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--seed", type=int, default=None, help="override run.seed")
     p.add_argument("--num-workers", type=int, default=None, help="override run.num_workers")
@@ -25,9 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from imf.errors import InputError
     from imf.train.config import TrainConfig
     from imf.train.trainer import Trainer
 
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise InputError(f"--max-minutes must be > 0, got {args.max_minutes}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = TrainConfig.from_yaml(args.config)
     overrides = {k: v for k, v in (("max_steps", args.max_steps), ("seed", args.seed),
@@ -36,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         config = config.replace_run(**overrides)
     trainer = Trainer(config, args.data, args.out, resume=args.resume, device=args.device)
     try:
-        summary = trainer.fit()
+        summary = trainer.fit(max_minutes=args.max_minutes)
     finally:
         trainer.close()
     if trainer.dist.is_main:

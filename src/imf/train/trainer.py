@@ -280,11 +280,22 @@ class Trainer:
             return None
         return save_checkpoint(self.run_dir, self.step, self.state_dict(), self.config.run.keep_checkpoints)
 
-    def fit(self, max_steps: int | None = None, callback=None) -> dict[str, Any]:
-        """Train until ``max_steps`` (default: run.max_steps) or until ``callback(trainer)``, called after
-        every step on every rank, returns True; returns a summary."""
+    def fit(self, max_steps: int | None = None, callback=None, max_minutes: float | None = None) -> dict[str, Any]:
+        """Train until ``max_steps`` (default: run.max_steps), until ``callback(trainer)``, called after
+        every step on every rank, returns True, or until ``max_minutes`` of wall clock have passed since
+        this call (checked after every step; under DDP every rank stops at the same step, the first step
+        after which any rank is out of time). However it stops, it ends the same way: a checkpoint, a
+        validation and the EMA export to RUN/model. The learning-rate schedule still follows max_steps.
+        Returns a summary (``stopped_by``: "max_steps", "callback" or "max_minutes"; ``steps_run`` and
+        ``loop_seconds``: the steps of this call and the loop's wall clock, without the final checkpoint,
+        validation and export)."""
         run = self.config.run
         max_steps = run.max_steps if max_steps is None else max_steps
+        if max_minutes is not None and not max_minutes > 0:
+            raise IMFError(f"max_minutes must be > 0, got {max_minutes}")
+        loop_start, first_step = time.monotonic(), self.step
+        deadline = None if max_minutes is None else loop_start + 60.0 * max_minutes
+        stopped_by = "max_steps"
         bar = tqdm(total=max_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
                    disable=not (self.progress and self.dist.is_main) or None)
         t_last, samples_since = time.perf_counter(), 0
@@ -323,11 +334,16 @@ class Trainer:
                         self.save()
                 bar.update(1)
                 if callback is not None and callback(self):
-                    max_steps = self.step
+                    max_steps, stopped_by = self.step, "callback"
+                if deadline is not None and not all_true(time.monotonic() < deadline, self.dist, self.device):
+                    max_steps, stopped_by = self.step, "max_minutes"
+                    if self.dist.is_main:
+                        log.info("--max-minutes %g reached at step %d: saving and exporting", max_minutes, self.step)
             else:
                 self.epoch, self.batch_in_epoch = self.epoch + 1, 0
         bar.close()
-        summary: dict[str, Any] = {"step": self.step}
+        summary: dict[str, Any] = {"step": self.step, "stopped_by": stopped_by, "steps_run": self.step - first_step,
+                                   "loop_seconds": round(time.monotonic() - loop_start, 2)}
         if self.dist.is_main:
             self.save()
             val = self._validate_and_log()
