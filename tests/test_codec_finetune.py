@@ -121,7 +121,7 @@ def test_higher_lambda_gives_lower_rate(workdir):
     rates, proxy_bits = {}, {}
     for lam in (0.0, 0.5):
         model = copy.deepcopy(base_model)
-        result = finetune_rate(model, tables, _pairs(workdir["video"]), _config(lam, 8, lr=2e-3), progress=False)
+        result = finetune_rate(model, tables, _pairs(workdir["video"]), _config(lam, 12, lr=2e-3), progress=False)
         refit = refit_tables(model, [workdir["video"]], tables, qualities=[QUALITY], progress=False)
         rates[lam] = refit.info["bits_per_frame"][str(QUALITY)]["static"]
         proxy_bits[lam] = result.history[-1]["bits_rounded"]
