@@ -167,29 +167,13 @@ t0=$SECONDS
   >"$out/train_summary.json" 2> >(tee "$out/train.log" >&2)
 train_s=$((SECONDS - t0))
 
-# 4. the held-out report (benchmarks/learning.py report), if this checkout's learning.py has it
+# 4. the held-out report (benchmarks/learning.py report)
 t0=$SECONDS
-has_report() {  # a `report` subparser in learning.py's source (read, not imported: no torch start-up)
-  "$PYTHON" - "$root/benchmarks/learning.py" <<'EOF'
-import ast
-import sys
-
-tree = ast.parse(open(sys.argv[1]).read())
-sys.exit(0 if any(isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "add_parser" and n.args
-                  and isinstance(n.args[0], ast.Constant) and n.args[0].value == "report"
-                  for n in ast.walk(tree)) else 1)
-EOF
-}
-if has_report; then
-  say "held-out report into $out/report"
-  # shellcheck disable=SC2086  # report_args is a list of words
-  "$PYTHON" "$root/benchmarks/learning.py" report --model "$run/model" --corpus "$corpus" --out "$out/report" \
-    $report_args
-  report="$out/report"
-else
-  say "benchmarks/learning.py has no 'report' subcommand in this checkout: the held-out report is skipped"
-  report=""
-fi
+say "held-out report into $out/report"
+# shellcheck disable=SC2086  # report_args is a list of words
+"$PYTHON" "$root/benchmarks/learning.py" report --model "$run/model" --corpus "$corpus" --out "$out/report" \
+  $report_args
+report="$out/report"
 report_s=$((SECONDS - t0))
 
 # 5. what ran

@@ -11,7 +11,7 @@ from PIL import Image
 
 from imf.cli import main
 from imf.data import corpus as corpus_module
-from imf.data.corpus import CorpusClip, CorpusStill, build_corpus, check_split
+from imf.data.corpus import CorpusClip, CorpusStill, SplitLeak, build_corpus, check_split
 from imf.data.crop import CropConfig
 from imf.data.dataset import DataConfig, PairDataset
 from imf.data.video import VideoWriter, probe
@@ -106,15 +106,15 @@ def test_check_split_catches_a_leak():
     check_split(ok)
     overlap = json.loads(json.dumps(ok))
     overlap["clips"][1]["source_frames"] = [7, 10]
-    with pytest.raises(AssertionError, match="overlaps"):
+    with pytest.raises(SplitLeak, match="overlaps"):
         check_split(overlap)
     leak = json.loads(json.dumps(ok))
     leak["clips"].append({"clip": "b2.mp4", "person": "b", "split": "train", "source_frames": [0, 5], "path": "z"})
-    with pytest.raises(AssertionError, match="held-out people in train"):
+    with pytest.raises(SplitLeak, match="held-out people in train"):
         check_split(leak)
     still = json.loads(json.dumps(ok))
     still["stills"] = [{"person": "b", "path": "stills/b_0.png"}]
-    with pytest.raises(AssertionError, match="stills"):
+    with pytest.raises(SplitLeak, match="stills"):
         check_split(still)
 
 

@@ -114,11 +114,6 @@ def test_mixed_pairs_respect_the_ratio(stills_dir, clip):
     assert item["clip"] == 0 and item["cur_index"] == videos[0]["cur_index"]
     still_clips = {mixed[i]["clip"] for i in range(len(videos), len(mixed))}
     assert still_clips == {1, 2, 3, 4}
-    # a shuffled epoch of batches holds the ratio on average
-    seeded = SeededItems(mixed, seed=0)
-    order = torch.randperm(len(mixed), generator=torch.Generator().manual_seed(0)).tolist()
-    share = np.mean([seeded[(0, i)]["clip"] >= 1 for i in order])
-    assert share == pytest.approx(0.5)
     with pytest.raises(IndexError):
         mixed[len(mixed)]
     # without stills, the plain PairDataset

@@ -13,7 +13,7 @@ import torch
 import imf
 from imf.assets import shipped_model_path
 from imf.cli import main
-from imf.data.corpus import TRAIN_FRACTION
+from imf.data.corpus import train_cut
 from imf.data.samples import sample_path
 from imf.data.video import probe
 
@@ -58,7 +58,7 @@ def _check_demo_outputs(out_dir: Path, printed: str, frames: int, codec: bool) -
     person, tail = result["held_out_person"], result["held_out_frames"]
     assert person["clip"] == "carphone_pristine.mp4" and person["source_frames"] == [0, frames]
     n = probe(sample_path("WolfgangLanger_Pexels.mp4")).num_frames
-    cut = int(n * TRAIN_FRACTION)  # the corpus's tail: never in training
+    cut = train_cut(n)  # the corpus's tail: never in training
     assert tail["source_frames"] == [cut, cut + frames]
     for part in (person, tail):
         assert part["scored_frames"] == frames - 1

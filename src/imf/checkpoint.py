@@ -68,7 +68,8 @@ def read_config(path) -> IMFConfig:
         raise CheckpointError(
             f"{path} holds a model of network layout {layout!r}; this imf builds layout {LAYOUT_VERSION} "
             f"(the supplement's Fig. 1: IMF_D with 10 + 3 StyledConvs, UpConvResBlocks with FeatResBlocks, "
-            f"separate P_q and P_k), so its weights cannot be loaded: retrain it with this version"
+            f"separate P_q and P_k, E_T's ResBlocks and MLP as drawn), so its weights cannot be loaded: "
+            f"retrain it with this version"
             if layout == 1 else
             f"{path} holds a model of network layout {layout!r}; this imf builds layout {LAYOUT_VERSION}")
     try:

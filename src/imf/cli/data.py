@@ -148,7 +148,7 @@ def _corpus(args: argparse.Namespace) -> int:
     from imf.data.corpus import build_corpus, format_summary
     from imf.data.crop import CropConfig
 
-    crop = CropConfig(size=max(8, args.size), scale=args.scale, crf=args.crf)
+    crop = CropConfig(scale=args.scale, crf=args.crf)
     result = build_corpus(args.out, args.size, crop=crop)
     for reason in result.skipped:
         print(f"skipped {reason}")

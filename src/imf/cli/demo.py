@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from imf.codec.decoder import decode_file
     from imf.codec.encoder import DEFAULT_QUALITY, encode_frames
     from imf.codec.tables import has_tables, load_tables
-    from imf.data.corpus import TRAIN_FRACTION
+    from imf.data.corpus import train_cut
     from imf.data.samples import sample_path
     from imf.data.video import VideoWriter, iter_frames, probe
     from imf.errors import InputError
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     # 2. held-out frames of a training person: the corpus's tail of the Pexels clip (the last 20 %)
     tail_clip = sample_path(TRAINING_PERSON[0])
     n = probe(tail_clip).num_frames
-    cut = int(n * TRAIN_FRACTION)  # as imf.data.corpus: frames [cut, n) are never in training
+    cut = train_cut(n)  # as imf.data.corpus: frames [cut, n) are never in training
     tail = _part(model, tail_clip, TRAINING_PERSON[1], out, s, cut, n if limit is None else min(n, cut + limit),
                  f"{Path(tail_clip.name).stem}_tail", lpips, "pexels_tail_reconstruction.mp4")
     a, b = tail["source_frames"]

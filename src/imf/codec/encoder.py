@@ -150,8 +150,9 @@ def encode_frames(
                 if not key:
                     symbols = _token_symbols(model, level.quantizer, frame)
                     recon = reconstruct_frame(model, level.quantizer, symbols, reference)
-                    copy_check.add(frame, recon, ref_image)
                     key = min_quality_psnr is not None and psnr_uint8(recon, frame) < min_quality_psnr
+                    if not key:  # only frames that go out as tokens: a keyframe is no test of the model
+                        copy_check.add(frame, recon, ref_image)
                 if key:
                     flush()
                     data = encode_keyframe(frame, codec=keyframe_codec, quality=keyframe_quality)

@@ -282,21 +282,34 @@ def format_summary(summary: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+class SplitLeak(RuntimeError):
+    """A corpus manifest that lets held-out frames or people into training."""
+
+
+def train_cut(num_frames: int) -> int:
+    """Frames [0, cut) of a training person's clip are training frames, [cut, num_frames) its held-out tail."""
+    return int(num_frames * TRAIN_FRACTION)
+
+
 def check_split(manifest: dict[str, Any]) -> None:
-    """Raise AssertionError unless the manifest is split by person: no held-out person in train, and no
-    train frame range of a clip overlapping a held-out range of the same clip."""
+    """Raise SplitLeak unless the manifest is split by person: no held-out person in train or among the
+    stills, and no train frame range of a clip overlapping a held-out range of the same clip. (Raised, not
+    asserted: ``python -O`` must not remove the guard.)"""
     clips = manifest["clips"]
     heldout_people = {e["person"] for e in clips if e["split"] == "heldout_people"}
     train = [e for e in clips if e["split"] == "train"]
     bad = heldout_people & {e["person"] for e in train}
-    assert not bad, f"held-out people in train: {bad}"
+    if bad:
+        raise SplitLeak(f"held-out people in train: {bad}")
     bad = heldout_people & {e["person"] for e in manifest.get("stills", [])}
-    assert not bad, f"held-out people among the stills: {bad}"
+    if bad:
+        raise SplitLeak(f"held-out people among the stills: {bad}")
     for t in train:
         for h in clips:
             if h["split"] != "train" and h["clip"] == t["clip"]:
                 (a, b), (c, d) = t["source_frames"], h["source_frames"]
-                assert b <= c or d <= a, f"{t['path']} {t['source_frames']} overlaps {h['path']} {h['source_frames']}"
+                if not (b <= c or d <= a):
+                    raise SplitLeak(f"{t['path']} {t['source_frames']} overlaps {h['path']} {h['source_frames']}")
 
 
 def _clip_parts(clip: CorpusClip, num_frames: int) -> list[tuple[str, int, int, str]]:
@@ -304,7 +317,7 @@ def _clip_parts(clip: CorpusClip, num_frames: int) -> list[tuple[str, int, int, 
     stem = Path(clip.name).stem
     if clip.heldout_person:
         return [("heldout_people", 0, num_frames, stem)]
-    cut = int(num_frames * TRAIN_FRACTION)
+    cut = train_cut(num_frames)
     if cut < 1 or cut >= num_frames:
         raise InputError(f"{clip.name}: {num_frames} frames are too few to cut into a train part and a tail")
     return [("train", 0, cut, stem), ("heldout_frames", cut, num_frames, f"{stem}_tail")]

@@ -49,7 +49,7 @@ class LossConfig:
     perceptual_taps: str = "first"
     """VGG layers: "first" = relu1_1..relu5_1 (FOMM's), "last" = relu1_2..relu5_3 (imf 0.1)."""
     perceptual_pyramid: str = "gaussian"
-    """Image pyramid filter: "gaussian" (FOMM's anti-aliasing) or "area" (box)."""
+    """Image pyramid filter: "gaussian" (a Gaussian blur with FOMM's σ, then subsampling) or "area" (box)."""
     perceptual_pretrained: bool = True
     """ImageNet VGG16 (True) or a random VGG (False: only for fast tests)."""
 

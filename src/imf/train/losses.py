@@ -47,8 +47,9 @@ class PerceptualLossConfig:
     layer_weights: weight of each of the 5 tapped VGG16 layers.
     taps: "first" (relu1_1..relu5_1, as FOMM, which the supplement cites for this loss) or "last"
     (relu1_2, relu2_2, relu3_3, relu4_3, relu5_3). The paper does not name its layers.
-    pyramid: how the image pyramid is made: "gaussian" (FOMM's anti-aliasing: a Gaussian blur with
-    σ = (1/scale − 1)/2, then subsampling) or "area" (box-filter averaging).
+    pyramid: how the image pyramid is made: "gaussian" (anti-aliasing as FOMM does it: a Gaussian blur with
+    FOMM's σ = (1/scale − 1)/2, then nearest subsampling; our kernel is cut at 2σ with replicate padding
+    where FOMM's runs to 4σ with zero padding) or "area" (box-filter averaging).
     pretrained: ImageNet weights (True) or random ones (False; fast tests only).
     """
 
@@ -148,8 +149,8 @@ class VGGPerceptualLoss(nn.Module):
 
 
 def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur of (B, C, H, W), kernel side 2·round(2σ)+1, replicate padding (FOMM's
-    anti-aliasing filter before subsampling; written out because torchvision is not a dependency)."""
+    """Separable Gaussian blur of (B, C, H, W), kernel side 2·round(2σ)+1, replicate padding (the
+    anti-aliasing before subsampling, with FOMM's σ; written out because torchvision is not a dependency)."""
     radius = max(1, round(2 * sigma))
     grid = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     kernel = torch.exp(-grid.pow(2) / (2 * sigma**2))
