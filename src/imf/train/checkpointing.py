@@ -64,10 +64,18 @@ def load_latest(run_dir: str | Path, map_location: str | torch.device = "cpu") -
     ckpts = list_checkpoints(run_dir)
     if not ckpts:
         raise CheckpointError(f"--resume: no checkpoint in {checkpoint_dir(run_dir)}")
+    return read_checkpoint(ckpts[-1], map_location)
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """One training checkpoint's state (tensors only: no pickled code runs). FileNotFoundError when the file
+    is gone; CheckpointError when it is truncated or not a checkpoint."""
     try:
-        return torch.load(ckpts[-1], map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
     except Exception as e:  # a truncated or foreign file
-        raise CheckpointError(f"{ckpts[-1]} is not a readable training checkpoint: {e}") from None
+        raise CheckpointError(f"{path} is not a readable training checkpoint: {e}") from None
 
 
 def load_ema_generator(path: str | Path, map_location: str | torch.device = "cpu"):
@@ -78,12 +86,7 @@ def load_ema_generator(path: str | Path, map_location: str | torch.device = "cpu
     from imf.models.imf import IMF
 
     path = Path(path)
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as e:  # a truncated or foreign file
-        raise CheckpointError(f"{path} is not a readable training checkpoint: {e}") from None
+    state = read_checkpoint(path, map_location)
     try:
         model = IMF(IMFConfig.from_dict(json.loads(state["config"])["model"]))
         model.load_state_dict(state["ema"])
