@@ -186,7 +186,7 @@ def goals(report: dict) -> dict:
     """The issue's goals: held-out people ≥ copy + 1 dB and identity distance < 0.6 on most frames (a frame
     where dlib finds no face in the output or the truth counts as a failure); held-out frames of training
     people ≥ 2 dB over both baselines."""
-    people, frames = (report["splits"][s]["summary"] for s in SPLITS)
+    frames, people = report["splits"]["heldout_frames"]["summary"], report["splits"]["heldout_people"]["summary"]
     ident = people.get("identity", {}).get("model")
     share = None
     if ident and ident["frames"]:

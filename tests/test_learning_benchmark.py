@@ -112,5 +112,9 @@ def test_curve_and_report_on_a_tiny_corpus(tmp_path, corpus, monkeypatch, capsys
     assert ("lpips" in people["model"]) == (lpips != "none")
     assert set(report["goals"]) == {"heldout_people", "heldout_frames", "all_met"}
     assert isinstance(report["goals"]["heldout_frames"]["met"], bool)
+    for split in ("heldout_frames", "heldout_people"):  # each goal reads its own split's figures
+        summary = report["splits"][split]["summary"]
+        assert report["goals"][split]["gain_over_copy_db"] == pytest.approx(
+            summary["model"]["psnr"] - summary["copy"]["psnr"])
     assert (report["swap_test"] is None) == bool(identity)
     assert report["table"][0].startswith("split")

@@ -49,28 +49,31 @@ def test_shipped_model_is_small_fp16_and_has_codec_tables():
     assert has_tables(path)
 
 
-def _check_demo_outputs(out_dir: Path, printed: str, frames: int, codec: bool) -> dict:
+def _check_demo_outputs(out_dir: Path, printed: str, frames: int | None, codec: bool) -> dict:
+    """frames: the demo's --max-frames (None: whole clips)."""
     assert "held-out person (never in training): carphone_pristine.mp4" in printed
     assert "held-out frames of a training person: WolfgangLanger_Pexels.mp4" in printed
     assert printed.index("held-out person") < printed.index("held-out frames of a training person")
     assert "outputs in" in printed
     result = json.loads((out_dir / "demo.json").read_text())
     person, tail = result["held_out_person"], result["held_out_frames"]
-    assert person["clip"] == "carphone_pristine.mp4" and person["source_frames"] == [0, frames]
+    n_person = probe(sample_path("carphone_pristine.mp4")).num_frames if frames is None else frames
+    assert person["clip"] == "carphone_pristine.mp4" and person["source_frames"] == [0, n_person]
     n = probe(sample_path("WolfgangLanger_Pexels.mp4")).num_frames
     cut = train_cut(n)  # the corpus's tail: never in training
-    assert tail["source_frames"] == [cut, cut + frames]
-    for part in (person, tail):
-        assert part["scored_frames"] == frames - 1
+    n_tail = n - cut if frames is None else frames
+    assert tail["source_frames"] == [cut, cut + n_tail]
+    for part, count in ((person, n_person), (tail, n_tail)):
+        assert part["scored_frames"] == count - 1
         assert set(part["scores"]) == {p + m for p in ("", "copy_") for m in ("psnr", "l1", "lpips")}
         assert all(math.isfinite(v) for v in part["scores"].values())
         crop = Path(part["crop"])
-        assert crop.parent == out_dir / "crops" and probe(crop).num_frames == frames
+        assert crop.parent == out_dir / "crops" and probe(crop).num_frames == count
         assert probe(crop).width == probe(crop).height == result["resolution"]
         assert Path(part["reconstruction"]).stat().st_size > 0
     names = ("clip.imf", "decoded.mp4")
     if codec:
-        assert result["codec"]["num_frames"] == frames
+        assert result["codec"]["num_frames"] == n_person
         assert all((out_dir / name).stat().st_size > 0 for name in names)
     else:
         assert "codec" not in result and "codec: skipped" in printed
@@ -79,10 +82,11 @@ def _check_demo_outputs(out_dir: Path, printed: str, frames: int, codec: bool) -
 
 
 def test_demo_runs_and_the_shipped_model_beats_copying(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--max-frames", "24"]) == 0
-    result = _check_demo_outputs(tmp_path, capsys.readouterr().out, 24, codec=True)
-    # held-out frames of a training person (never trained on): the model must beat copying the reference.
-    # On the held-out person (carphone) the figures are printed and recorded, whichever way they go.
+    assert main(["demo", "--out", str(tmp_path)]) == 0  # whole clips, as `make demo` runs it (~20 s)
+    result = _check_demo_outputs(tmp_path, capsys.readouterr().out, None, codec=True)
+    # the whole held-out tail of a training person (never trained on): the model must beat copying the
+    # reference, as the model card says. On the held-out person (carphone) the figures are printed and
+    # recorded, whichever way they go (the card: it does not beat copy there yet).
     held = result["held_out_frames"]["scores"]
     assert held["psnr"] > held["copy_psnr"] and held["l1"] < held["copy_l1"]
 

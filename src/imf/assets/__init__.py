@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SHIPPED_MODEL = "tiny-64-pexels"
+SHIPPED_MODEL = "tiny-64-corpus"
 
 
 def shipped_model_path(name: str = SHIPPED_MODEL) -> Path:
