@@ -272,9 +272,9 @@ def _frame_limit(num_frames: int, max_frames: int | None) -> int:
 
 
 def _progress(items, total: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
+    from imf.progress import progress_bar
 
-    return tqdm(items, total=total, desc=desc, unit="frame", disable=None if enabled else True, leave=False)
+    return progress_bar(items, total=total, desc=desc, unit="frame", enabled=enabled, leave=False)
 
 
 def _write(out, fps: float, width: int, height: int, crf: int, audio_from, frames: Iterable[np.ndarray]) -> int:

@@ -25,11 +25,27 @@ class UsageError(Exception):
     """A user mistake (bad path, bad value, wrong file): reported in one line, exit status 2."""
 
 
+def _version() -> str:
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("imf")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        ours = "unknown"
+    try:
+        torch = version("torch")
+    except PackageNotFoundError:
+        torch = "missing"
+    return f"imf {ours} (torch {torch}, Python {platform.python_version()})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imf",
         description="IMF (Implicit Motion Function): talking-head generation and ultra-low-bitrate video coding.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
         try:
@@ -48,9 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from imf.cli.common import resolve_ckpt
     from imf.errors import user_errors
 
     try:
+        resolve_ckpt(args)
         return int(args.func(args) or 0)
     except user_errors() as e:
         print(f"imf {args.command}: error: {e}", file=sys.stderr)

@@ -6,8 +6,8 @@ Only parses arguments and calls :mod:`imf.bench`; ``benchmarks/speed.py`` uses t
 from __future__ import annotations
 
 import argparse
-import sys
 
+from imf.cli.common import add_device, add_quiet, default_device
 from imf.config import PRESETS
 
 
@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--presets", default="tiny-64,small-128,paper-256",
                    help=f"comma-separated presets to measure ({', '.join(PRESETS)}; default: all three)")
     p.add_argument("--batches", default="1,8", help="comma-separated decode batch sizes (default: 1,8)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
+    add_device(p)
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: torch's choice, one per core)")
     p.add_argument("--repeats", type=int, default=5, help="timed calls per measurement; the median is kept")
@@ -56,6 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help="a smoke run: 1 repeat, batches capped at 2, 2 streamed frames, training batch 2")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON (rewritten after each preset)")
+    add_quiet(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -81,6 +82,7 @@ def options_from_args(args: argparse.Namespace):
         raise ConfigError(f"--warmup must be >= 0, got {args.warmup}")
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {args.threads}")
+    args.device = default_device(args.device)
     try:
         device = torch.device(args.device)
     except RuntimeError:
@@ -96,12 +98,13 @@ def options_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
+    from imf.progress import progress_bar
 
     from imf.bench import format_report, run_benchmark, write_json
 
     options = options_from_args(args)
-    bar = tqdm(desc="bench", bar_format="{desc}: {n} steps [{elapsed}] {postfix}", file=sys.stderr)
+    bar = progress_bar(desc="bench", bar_format="{desc}: {n} steps [{elapsed}] {postfix}",
+                       enabled=not getattr(args, "quiet", False))
 
     def progress(msg: str) -> None:
         bar.set_postfix_str(msg)

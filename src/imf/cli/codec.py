@@ -8,6 +8,8 @@ import json
 import time
 from pathlib import Path
 
+from imf.cli.common import add_ckpt, add_device, add_quiet
+
 
 def _quality_list(text: str) -> list[int]:
     try:
@@ -26,11 +28,6 @@ def _fraction(text: str) -> tuple[float, float]:
     return lo, hi
 
 
-def _device_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default=None,
-                   help="torch device for the model, e.g. cpu or cuda (default: cuda if available, else cpu)")
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     from imf.codec.keyframe import DEFAULT_KEYFRAME_CODEC, DEFAULT_KEYFRAME_QUALITY, KEYFRAME_CODECS
     from imf.codec.quantizer import DEFAULT_QUALITIES, DEFAULT_QUALITY
@@ -41,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "frame one entropy-coded latent token. Prints the bit accounting.")
     e.add_argument("video", metavar="VIDEO", help="input video file (or folder of frames); centre-cropped and "
                                                   "resized to the model's resolution")
-    e.add_argument("--ckpt", metavar="DIR", required=True, help="checkpoint folder with fitted codec tables")
+    add_ckpt(e, "model folder with fitted codec tables")
     e.add_argument("-o", "--output", metavar="FILE.imf", required=True, help="output .imf file")
     rate = e.add_mutually_exclusive_group()
     rate.add_argument("--quality", type=int, default=None,
@@ -64,8 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"(default {DEFAULT_SCENE_CUT_THRESHOLD}; 0 disables)")
     e.add_argument("--packet-frames", type=int, default=8, metavar="N", help="frames per token packet (default 8)")
     e.add_argument("--json", metavar="STATS", help="also write the bit accounting to this JSON file")
-    e.add_argument("--quiet", action="store_true", help="no progress bar")
-    _device_arg(e)
+    add_quiet(e)
+    add_device(e)
     e.set_defaults(func=run_encode)
 
     d = sub.add_parser("decode", help="decode an .imf file into a video",
@@ -78,8 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "for its model hash when it was encoded or fitted on this machine)")
     d.add_argument("--crf", type=int, default=18, help="x264 CRF of the output video (default 18)")
     d.add_argument("--json", metavar="STATS", help="write decode statistics (frames, seconds, fps) to this JSON file")
-    d.add_argument("--quiet", action="store_true", help="no progress bar")
-    _device_arg(d)
+    add_quiet(d)
+    add_device(d)
     d.set_defaults(func=run_decode)
 
     c = sub.add_parser("codec", help="codec tables: fit them, inspect .imf files, rate-aware fine-tuning",
@@ -99,8 +96,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--fraction", type=_fraction, default=(0.0, 1.0), metavar="START:STOP",
                    help="part of each video to use, e.g. 0:0.8 keeps the last 20%% held out (default 0:1)")
     f.add_argument("--batch-size", type=int, default=16, help="frames per forward pass (default 16)")
-    f.add_argument("--quiet", action="store_true", help="no progress bar")
-    _device_arg(f)
+    add_quiet(f)
+    add_device(f)
     f.set_defaults(func=run_fit)
     i = csub.add_parser("info", help="print the header of an .imf file",
                         description="Validate and print the header of an .imf file.")
@@ -173,7 +170,7 @@ def _resolve_checkpoint(args: argparse.Namespace, header) -> Path:
 
 
 def run_decode(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
+    from imf.progress import progress_bar
 
     from imf.checkpoint import load_model, model_hash
     from imf.codec.decoder import check_model, decode_file, read_header
@@ -190,7 +187,7 @@ def run_decode(args: argparse.Namespace) -> int:
     count = 0
     # VideoWriter writes under a temporary name and renames on success; on an error it deletes it.
     with VideoWriter(args.output, header.fps, header.width, header.height, crf=args.crf) as writer, \
-            tqdm(total=header.frame_count, unit="frame", desc="decode", disable=args.quiet) as bar:
+            progress_bar(total=header.frame_count, unit="frame", desc="decode", enabled=not args.quiet) as bar:
         for frame in decode_file(args.input, model, tables=tables, model_hash=identity):
             writer.write(frame)
             count += 1

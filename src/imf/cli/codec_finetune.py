@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from imf.cli.common import add_device, add_quiet
+
 
 def _fraction_arg(text: str) -> float:
     try:
@@ -51,9 +53,8 @@ def add_parser(csub: argparse._SubParsersAction) -> None:
     p.add_argument("--holdout", type=_fraction_arg, default=0.0, metavar="F",
                    help="leave the last F of every clip out of training and table fitting (default 0)")
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
-    p.add_argument("--device", default=None,
-                   help="torch device, e.g. cpu or cuda (default: cuda if available, else cpu)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_device(p)
+    add_quiet(p)
     p.set_defaults(func=run_finetune)
 
 

@@ -50,3 +50,37 @@ def default_device(name: str | None) -> str:
 def setup_logging(fmt: str = "warning: %(message)s") -> None:
     """Library warnings (a skipped metric, a fallback) as one line each on stderr."""
     logging.basicConfig(level=logging.WARNING, format=fmt, stream=sys.stderr)
+
+
+# ---- options shared by the commands: the same flag, help and default everywhere
+DEVICE_HELP = "torch device: cpu, cuda, cuda:N or mps (default: cuda if available, else cpu)"
+
+
+def add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", metavar="DEV", default=None, help=DEVICE_HELP)
+
+
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def add_batch_size(p: argparse.ArgumentParser, default: int | None = 8, what: str = "frames per model call") -> None:
+    shown = f"default {default}" if default is not None else "default: the config's"
+    p.add_argument("--batch-size", type=positive_int, default=default, metavar="B", help=f"{what} ({shown})")
+
+
+def add_ckpt(p: argparse.ArgumentParser, what: str = "model folder (config.json + model.safetensors)") -> None:
+    """--ckpt DIR, left out: the shipped model (resolved by ``resolve_ckpt`` before the command runs)."""
+    from imf.assets import SHIPPED_MODEL
+
+    p.add_argument("--ckpt", metavar="DIR", default=None,
+                   help=f"{what}; default: the shipped model {SHIPPED_MODEL} (MODEL_CARD.md)")
+    p.set_defaults(ckpt_defaults_to_shipped=True)
+
+
+def resolve_ckpt(args: argparse.Namespace) -> None:
+    """Fill in the shipped model's folder where a command's --ckpt was left out."""
+    if getattr(args, "ckpt_defaults_to_shipped", False) and getattr(args, "ckpt", None) is None:
+        from imf.assets import shipped_model_path
+
+        args.ckpt = str(shipped_model_path())

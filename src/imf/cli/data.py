@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from imf.cli.common import add_quiet
 from imf.errors import InputError
 
 
@@ -56,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="skip still segments shorter than this many frames (default 8)")
     crop.add_argument("--crf", type=int, default=18,
                       help="x264 quality of the clips, 0-51, lower is better (default 18)")
+    add_quiet(crop)
     crop.set_defaults(func=_crop)
 
     corpus = actions.add_parser(
@@ -71,6 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     corpus.add_argument("--scale", type=float, default=1.8,
                         help="crop side as a multiple of the detected face's side (default 1.8)")
     corpus.add_argument("--crf", type=int, default=18, help="x264 quality of the clips (default 18)")
+    add_quiet(corpus)
     corpus.set_defaults(func=_corpus)
 
 
@@ -126,7 +129,7 @@ def _crop(args: argparse.Namespace) -> int:
                 print(f"wrote {target} (box x={box.x} y={box.y} side={box.side})")
                 written += 1
                 continue
-            result = crop_video(path, args.out, config, detector)
+            result = crop_video(path, args.out, config, detector, progress=not args.quiet)
         except (InputError, OSError) as e:
             print(f"imf data crop: error: {e}", file=sys.stderr)
             failed += 1
@@ -149,7 +152,7 @@ def _corpus(args: argparse.Namespace) -> int:
     from imf.data.crop import CropConfig
 
     crop = CropConfig(scale=args.scale, crf=args.crf)
-    result = build_corpus(args.out, args.size, crop=crop)
+    result = build_corpus(args.out, args.size, crop=crop, progress=not args.quiet)
     for reason in result.skipped:
         print(f"skipped {reason}")
     print(f"corpus in {result.out} ({result.built} sources cut, {result.reused} already there); "

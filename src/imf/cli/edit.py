@@ -8,7 +8,7 @@ import json
 import logging
 from pathlib import Path
 
-from imf.cli.common import default_device, open_fraction, positive_int
+from imf.cli.common import add_batch_size, add_device, add_quiet, default_device, open_fraction, positive_int
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -16,6 +16,26 @@ def _names(text: str) -> tuple[str, ...]:
     if not names:
         raise argparse.ArgumentTypeError(f"expected comma-separated condition names, got {text!r}")
     return names
+
+
+def _model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ckpt", metavar="DIR", default=None,
+                   help="IMF checkpoint folder (config.json + model.safetensors); default: the shipped model")
+    p.add_argument("--editor", metavar="DIR", default=None,
+                   help="editor folder (editor_config.json + editor.safetensors), e.g. RUN/editor of train-editor; "
+                        "default: the shipped editor, which belongs to the shipped model (give --editor with --ckpt)")
+
+
+def _paths(args) -> tuple[Path, Path]:
+    """(IMF folder, editor folder) from --ckpt / --editor, the shipped pair where they are left out."""
+    from imf.assets import shipped_editor_path, shipped_model_path
+    from imf.errors import InputError
+
+    if args.ckpt is not None and args.editor is None:
+        raise InputError(f"--ckpt {args.ckpt}: give its editor with --editor DIR (the shipped editor was trained "
+                         f"on the shipped model only; train one with `imf train-editor --ckpt {args.ckpt} ...`)")
+    ckpt = Path(args.ckpt) if args.ckpt is not None else shipped_model_path()
+    return ckpt, Path(args.editor) if args.editor is not None else shipped_editor_path()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,10 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "out keep the source's measured values) and writes an image; --conditions gives one condition "
                     "per frame (a .csv with a header of names, or an .npy of the editor's width) and animates the "
                     "still face into a video.")
-    e.add_argument("--ckpt", required=True, metavar="DIR",
-                   help="IMF checkpoint folder (config.json + model.safetensors)")
-    e.add_argument("--editor", required=True, metavar="DIR",
-                   help="editor folder (editor_config.json + editor.safetensors), e.g. RUN/editor of train-editor")
+    _model_arguments(e)
     e.add_argument("--source", required=True, metavar="IMAGE", help="source face: an image (or a video's first frame)")
     what = e.add_mutually_exclusive_group(required=True)
     what.add_argument("--set", metavar="NAME=V,...", help="requested values, e.g. yaw=15,pitch=-5,mouth=0.6")
@@ -40,9 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--crop", action=argparse.BooleanOptionalAction, default=True,
                    help="cut the source around its face (default), or with --no-crop use its centre square")
     e.add_argument("--fps", type=float, default=25.0, help="frame rate of an output video (default 25)")
-    e.add_argument("--batch-size", type=positive_int, default=8, metavar="B", help="frames decoded per batch (default 8)")
-    e.add_argument("--device", metavar="DEV", help="torch device (default: cuda if available, else cpu)")
-    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_batch_size(e)
+    add_device(e)
+    add_quiet(e)
     e.set_defaults(func=run_edit)
 
     # ---- imf train-editor
@@ -64,10 +81,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--condition-files", action="store_true",
                    help="read conditions from <clip>.conditions.npy|csv beside each clip instead of measuring them")
     t.add_argument("--max-steps", type=int, default=None, metavar="N", help="override max_steps")
-    t.add_argument("--batch-size", type=positive_int, default=None, metavar="B", help="override batch_size")
+    add_batch_size(t, None, "pairs per training step")
     t.add_argument("--resume", action="store_true", help="continue the run in RUN from its latest checkpoint")
-    t.add_argument("--device", metavar="DEV", help="torch device (default: cuda if available, else cpu)")
-    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_device(t)
+    add_quiet(t)
     t.set_defaults(func=run_train_editor)
 
     # ---- imf edit-eval
@@ -77,16 +94,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "--val-fraction) and measure the edited faces again: condition error (pose in degrees, eye and "
                     "mouth ratios) against the request, beside the no-edit and IMF-reconstruction baselines; "
                     "identity as the dlib face-descriptor distance to the source; L1 / PSNR against the real frame.")
-    v.add_argument("--ckpt", required=True, metavar="DIR", help="IMF checkpoint folder")
-    v.add_argument("--editor", required=True, metavar="DIR", help="editor folder")
+    _model_arguments(v)
     v.add_argument("clips", nargs="+", metavar="CLIP", help="videos or frame folders")
     v.add_argument("--json", metavar="FILE", help="write the report here (printed to stdout otherwise)")
     v.add_argument("--val-fraction", type=open_fraction, default=0.2, help="held-out share of each clip (default 0.2)")
     v.add_argument("--max-frames", type=positive_int, metavar="N", help="use at most N held-out frames per clip")
     v.add_argument("--no-identity", action="store_true", help="skip the face-descriptor identity measure")
-    v.add_argument("--batch-size", type=positive_int, default=8, metavar="B", help="frames decoded per batch (default 8)")
-    v.add_argument("--device", metavar="DEV", help="torch device (default: cuda if available, else cpu)")
-    v.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_batch_size(v)
+    add_device(v)
+    add_quiet(v)
     v.set_defaults(func=run_edit_eval)
 
     # ---- imf conditions
@@ -100,7 +116,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--names", type=_names, default=None, metavar="NAMES",
                    help="measures to write (default: yaw,pitch,roll,eye,mouth)")
     c.add_argument("--size", type=positive_int, default=256, help="side of the frames measured on (default 256)")
-    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(c)
     c.set_defaults(func=run_conditions)
 
 
@@ -110,9 +126,10 @@ def _load(args):
     from imf.checkpoint import load_model
     from imf.models.editor import load_editor, read_editor_meta
 
+    ckpt, editor = _paths(args)
     device = default_device(args.device)
-    model = load_model(args.ckpt, map_location=device)
-    return model, load_editor(args.editor, device), read_editor_meta(args.editor), device
+    model = load_model(ckpt, map_location=device)
+    return model, load_editor(editor, device), read_editor_meta(editor), device
 
 
 def _read_source(path: str):
@@ -139,8 +156,9 @@ def run_edit(args: argparse.Namespace) -> int:
 
     out = Path(args.output)
     is_image = out.suffix.lower() in IMAGE_EXTS
+    ckpt, editor_dir = _paths(args)
     device = default_device(args.device)
-    editor, meta = load_editor(args.editor, device), read_editor_meta(args.editor)
+    editor, meta = load_editor(editor_dir, device), read_editor_meta(editor_dir)
     names = editor.config.condition_names
     if args.set is not None:  # parsed before the model is loaded, so a typo fails at once
         values = parse_set(args.set, names)
@@ -153,7 +171,7 @@ def run_edit(args: argparse.Namespace) -> int:
         raise InputError(f"{out}: an image holds one frame but {args.conditions} has {len(requested)} rows; "
                          f"write a video (.mp4) instead")
 
-    model = load_model(args.ckpt, map_location=device)
+    model = load_model(ckpt, map_location=device)
     pipe = EditPipeline(model, editor, device=device, editor_meta=meta)
     source = pipe.prepare(_read_source(args.source), crop=args.crop)
     conditions = pipe.complete(requested, source)

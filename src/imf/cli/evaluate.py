@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from imf.cli.common import default_device, positive_int, setup_logging
+from imf.cli.common import add_batch_size, add_ckpt, add_device, add_quiet, default_device, positive_int, setup_logging
 
 
 def _int_list(text: str) -> list[int]:
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Reconstruct every frame of each video from one reference frame and the frame's token; "
                     "report per-video and mean L1, PSNR, SSIM, MS-SSIM, LPIPS (VGG and AlexNet) and FID, beside "
                     "the copy-the-reference baseline, as JSON and a Markdown table shaped like the paper's Table 1.")
-    p.add_argument("--ckpt", required=True, metavar="DIR", help="checkpoint folder (config.json + model.safetensors)")
+    add_ckpt(p)
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="videos (or frame folders) to evaluate")
     p.add_argument("--json", metavar="FILE", help="write the full report as JSON here")
     p.add_argument("--markdown", metavar="FILE", help="write the Markdown tables here (printed to stdout otherwise)")
@@ -33,10 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-frames", type=positive_int, metavar="N", help="use only the first N frames of each video")
     p.add_argument("--ref-frame", type=int, default=0, metavar="K",
                    help="index of the reference frame within the frames used (default: 0, the first)")
-    p.add_argument("--batch-size", type=positive_int, default=8, metavar="B", help="frames decoded per batch (default 8)")
+    add_batch_size(p)
     p.add_argument("--no-fid", action="store_true", help="skip FID (it needs the Inception weights and is slow on CPU)")
-    p.add_argument("--device", metavar="DEV", help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_device(p)
+    add_quiet(p)
     p.set_defaults(func=run_eval)
 
     r = sub.add_parser(
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "S×S frames; measure PSNR, MS-SSIM, LPIPS (and VMAF where available) on RGB; write every "
                     "point (rd.json, rd_points.csv), BD-rate / BD-quality of ours against each codec, a "
                     "Markdown report and PNG plots into --out.")
-    r.add_argument("--ckpt", required=True, metavar="DIR", help="checkpoint folder with its codec tables")
+    add_ckpt(r, "model folder with its codec tables")
     r.add_argument("videos", nargs="+", metavar="VIDEO", help="videos (or frame folders) to code")
     r.add_argument("--out", required=True, metavar="DIR", help="output folder")
     r.add_argument("--codecs", default="x264,x265,av1,vvc", metavar="LIST",
@@ -64,8 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--max-frames", type=positive_int, metavar="N", help="use only the first N frames of each video")
     r.add_argument("--no-vmaf", action="store_true", help="skip VMAF")
     r.add_argument("--no-plots", action="store_true", help="do not draw the PNG plots")
-    r.add_argument("--device", metavar="DEV", help="torch device (default: cuda if available, else cpu)")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_device(r)
+    add_quiet(r)
     r.set_defaults(func=run_rd)
 
 

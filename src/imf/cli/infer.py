@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from imf.cli.common import frame_index, positive_int, setup_logging
+from imf.cli.common import add_batch_size, add_ckpt, add_device, add_quiet, frame_index, positive_int, setup_logging
 
 
 def _crf(text: str) -> int:
@@ -16,18 +16,19 @@ def _crf(text: str) -> int:
 
 
 def _add_common(p: argparse.ArgumentParser, compare_help: str) -> None:
-    p.add_argument("-o", "--out", required=True, metavar="OUT.mp4",
-                   help="output video (H.264 .mp4, .mov or .mkv) at the (driving) video's frame rate, with its audio")
+    out = p.add_mutually_exclusive_group(required=True)
+    out.add_argument("-o", "--output", metavar="OUT.mp4",
+                     help="output video (H.264 .mp4, .mov or .mkv) at the (driving) video's frame rate, with its audio")
+    out.add_argument("--out", dest="output", help=argparse.SUPPRESS)  # the name of imf 0.1, still read
     p.add_argument("--compare", action="store_true", help=compare_help)
     p.add_argument("--max-frames", type=positive_int, metavar="N", help="use only the first N frames of the video")
-    p.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:N or mps (default: cuda if available, else cpu)")
+    add_device(p)
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                    help="compute precision (default fp32); bf16/fp16 run on a GPU only: on CPU they fall back "
                         "to fp32 with a warning")
-    p.add_argument("--batch-size", type=positive_int, default=8, metavar="B",
-                   help="frames per model call (default 8; memory grows with it)")
+    add_batch_size(p, 8, "frames per model call; memory grows with it")
     p.add_argument("--crf", type=_crf, default=18, metavar="Q", help="x264 quality of the output, 0-51 (default 18)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Rebuild every frame of VIDEO (centre square crop at the model's resolution) from a "
                     "reference frame and the frame's own latent token; write an H.264 video at VIDEO's frame "
                     "rate, keeping its audio.")
-    r.add_argument("--ckpt", required=True, metavar="DIR", help="checkpoint folder (config.json + model.safetensors)")
+    add_ckpt(r)
     r.add_argument("video", metavar="VIDEO", help="input video, frame folder or image")
     r.add_argument("--ref-frame", type=frame_index, default=0, metavar="K",
                    help="index of the reference frame (default 0, the first)")
@@ -48,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Cross-identity reenactment: the tokens of the DRIVING frames decoded against the SOURCE "
                     "image's features (its appearance). Writes an H.264 video at the driving video's frame "
                     "rate, keeping its audio.")
-    e.add_argument("--ckpt", required=True, metavar="DIR", help="checkpoint folder (config.json + model.safetensors)")
+    add_ckpt(e)
     e.add_argument("--source", required=True, metavar="IMAGE_OR_VIDEO",
                    help="the face to animate: an image, or a video whose first frame is used")
     e.add_argument("--driving", required=True, metavar="VIDEO", help="the video whose motion is transferred")
@@ -74,7 +75,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     from imf.pipeline import reconstruct_video
 
     setup_logging()
-    stats = reconstruct_video(args.ckpt, args.video, args.out, ref_frame=args.ref_frame, compare=args.compare,
+    stats = reconstruct_video(args.ckpt, args.video, args.output, ref_frame=args.ref_frame, compare=args.compare,
                               max_frames=args.max_frames, device=args.device, precision=args.precision,
                               batch_size=args.batch_size, crf=args.crf, progress=not args.quiet)
     _report(stats)
@@ -86,7 +87,7 @@ def run_reenact(args: argparse.Namespace) -> int:
     from imf.pipeline import reenact_video
 
     setup_logging()
-    stats = reenact_video(args.ckpt, args.source, args.driving, args.out, relative=args.relative, crop=args.crop,
+    stats = reenact_video(args.ckpt, args.source, args.driving, args.output, relative=args.relative, crop=args.crop,
                           compare=args.compare, max_frames=args.max_frames, device=args.device,
                           precision=args.precision, batch_size=args.batch_size, crf=args.crf,
                           progress=not args.quiet)

@@ -6,6 +6,8 @@ import argparse
 import json
 import logging
 
+from imf.cli.common import add_device, add_quiet
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -22,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="stop after M minutes of training (wall clock from the start of the training loop; loading "
                         "the data before it is not counted), with a checkpoint and the exported RUN/model as at "
                         "max_steps; the learning-rate schedule still follows max_steps")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    add_device(p)
+    add_quiet(p)
     p.add_argument("--seed", type=int, default=None, help="override run.seed")
     p.add_argument("--num-workers", type=int, default=None, help="override run.num_workers")
     p.set_defaults(func=run)
@@ -41,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
                                    ("num_workers", args.num_workers)) if v is not None}
     if overrides:
         config = config.replace_run(**overrides)
-    trainer = Trainer(config, args.data, args.out, resume=args.resume, device=args.device)
+    trainer = Trainer(config, args.data, args.out, resume=args.resume, device=args.device,
+                      progress=not args.quiet)
     try:
         summary = trainer.fit(max_minutes=args.max_minutes)
     finally:

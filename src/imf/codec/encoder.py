@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
-from tqdm.auto import tqdm
+from imf.progress import progress_bar
 
 from imf.codec.bitstream import KEYFRAME, TOKENS, BitstreamWriter, ImfHeader
 from imf.codec.decoder import model_device, prepare_reference, reconstruct_frame
@@ -127,7 +127,7 @@ def encode_frames(
     copy_check = CopyComparer(out_path.name)
     start = time.perf_counter()
     try:
-        with open(tmp, "wb") as f, tqdm(total=total, unit="frame", desc="encode", disable=not progress) as bar:
+        with open(tmp, "wb") as f, progress_bar(total=total, unit="frame", desc="encode", enabled=progress) as bar:
             writer = BitstreamWriter(f, header)
 
             def flush() -> None:

@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from imf.progress import progress_bar
 
 from imf.codec.entropy import fit_table
 from imf.codec.quantizer import DEFAULT_QUALITIES, TokenQuantizer, step_scale
@@ -53,7 +53,7 @@ def collect_tokens(model, sources: Sequence[Source], *, max_frames: int | None =
     size = model.config.resolution
     device = model_device(model)
     out = []
-    bar = tqdm(unit="frame", desc="codec fit: tokens", disable=not progress)
+    bar = progress_bar(unit="frame", desc="codec fit: tokens", enabled=progress)
     for source in sources:
         tokens, batch = [], []
 

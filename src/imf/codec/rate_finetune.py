@@ -41,7 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from imf.progress import progress_bar
 
 from imf.codec.fit import Source, collect_tokens, fit_codec, fit_tables
 from imf.codec.quantizer import DEFAULT_QUALITY, TokenQuantizer, step_scale
@@ -209,8 +209,8 @@ def finetune_rate(model, tables: CodecTables, pairs: PairDataset, config: RateFi
                                          drop_last=len(pairs) >= config.batch_size, num_workers=0)
     history: list[dict[str, float]] = []
     batches = _batches(loader)
-    bar = tqdm(range(config.max_steps), desc=f"rate fine-tuning (λ={config.lambda_rate:g}, q{config.quality})",
-               unit="step", disable=not progress)
+    bar = progress_bar(range(config.max_steps), desc=f"rate fine-tuning (λ={config.lambda_rate:g}, q{config.quality})",
+               unit="step", enabled=progress)
     try:
         for step_index in bar:
             batch = next(batches)

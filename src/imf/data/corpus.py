@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
+from imf.progress import progress_bar
 
 from imf.data.crop import CropConfig, crop_video, square_box
 from imf.data.face_detect import Box, FaceDetector
@@ -404,7 +404,7 @@ def build_corpus(
     result = CorpusResult(out, manifest)
     clip_detector = clip_detector or FaceDetector(min_face=cfg.min_face)
     units = [("clip", c) for c in clips] + [("still", s) for s in stills]
-    bar = tqdm(units, desc="building the corpus", unit="source", disable=None if progress else True)
+    bar = progress_bar(units, desc="building the corpus", unit="source", enabled=progress)
     for kind, item in bar:
         path = Path(src[item.name])
         key = f"{kind}:{item.name}"

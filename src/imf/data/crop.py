@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
+from imf.progress import progress_bar
 
 from imf.data.face_detect import Box, FaceDetector
 from imf.data.video import VideoWriter, iter_frames, probe, resize_center_crop
@@ -163,8 +163,8 @@ def _analyse(path: Path, cfg: CropConfig, detector: FaceDetector, total: int, pr
     shot_starts, detections = [start], []
     prev_hist, next_detect, n = None, start, start
     stop_at = total if stop is None else min(stop, total) if total else stop
-    frames = tqdm(iter_frames(path, start=start, stop=stop), total=max(0, stop_at - start),
-                  desc=f"finding faces in {path.name}", unit="frame", disable=None if progress else True,
+    frames = progress_bar(iter_frames(path, start=start, stop=stop), total=max(0, stop_at - start),
+                  desc=f"finding faces in {path.name}", unit="frame", enabled=progress,
                   leave=False)
     for i, frame in enumerate(frames, start):
         hist = colour_histogram(frame)
@@ -233,9 +233,9 @@ def crop_video(
     k, writer = 0, None
     try:
         first = segments[0].start
-        frames = tqdm(enumerate(iter_frames(path, start=first, stop=segments[-1].stop), first),
+        frames = progress_bar(enumerate(iter_frames(path, start=first, stop=segments[-1].stop), first),
                       total=segments[-1].stop - first,
-                      desc=f"cropping {path.name}", unit="frame", disable=None if progress else True, leave=False)
+                      desc=f"cropping {path.name}", unit="frame", enabled=progress, leave=False)
         for i, frame in frames:
             while k < len(segments) and i >= segments[k].stop:
                 k += 1

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
+from imf.progress import progress_bar
 
 from imf.data.augment import augment_pair
 from imf.data.frame_cache import frame_cache
@@ -272,7 +272,7 @@ class PairDataset(Dataset):
         chosen = select_clips(found, split, config.val_fraction) if config.split_by == "clip" else found
 
         self._clips: list[_Clip] = []
-        for src in tqdm(chosen, desc=f"preparing {split} clips", unit="clip", disable=None if progress else True):
+        for src in progress_bar(chosen, desc=f"preparing {split} clips", unit="clip", enabled=progress):
             clip = self._prepare(src.path, split)
             if clip is not None:
                 self._clips.append(clip)

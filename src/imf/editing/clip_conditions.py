@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from imf.progress import progress_bar
 
 from imf.cache import cache_dir
 from imf.data.frame_cache import frame_cache
@@ -43,8 +43,8 @@ def measure_clip(path: str | os.PathLike, extractor: ConditionExtractor, size: i
         except (OSError, ValueError, EOFError):
             pass
     values = np.full((len(frames), extractor.dim), np.nan, dtype=np.float32)
-    for i in tqdm(range(len(frames)), desc=f"conditions {Path(path).name}", unit="frame",
-                  disable=None if progress else True):
+    for i in progress_bar(range(len(frames)), desc=f"conditions {Path(path).name}", unit="frame",
+                  enabled=progress):
         v = extractor(np.ascontiguousarray(frames[i]))
         if v is not None:
             values[i] = v

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
+from imf.progress import progress_bar
 
 from imf.data.dataset import held_out_frames
 from imf.data.video import to_tensor, to_uint8
@@ -141,8 +141,8 @@ def evaluate_editing(model: IMF, editor: TokenEditor, clips: list[str | os.PathL
         src_reading = reader(src)
         tally = _Tally()
         todo = np.flatnonzero(valid)
-        bar = tqdm(total=len(todo), desc=f"edit-eval {Path(clip).name}", unit="frame",
-                   disable=None if progress else True)
+        bar = progress_bar(total=len(todo), desc=f"edit-eval {Path(clip).name}", unit="frame",
+                   enabled=progress)
         for start in range(0, len(todo), batch_size):
             sel = todo[start:start + batch_size]
             x_t = to_tensor(frames[sel]).to(device)  # (b, 3, S, S)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
+from imf.progress import progress_bar
 
 from imf.checkpoint import model_hash
 from imf.data.crop import CropBox, crop_image
@@ -131,7 +131,7 @@ class EditPipeline:
     def iter_edit(self, source: PreparedSource, conditions: np.ndarray, batch_size: int = 8,
                   progress: bool = True) -> Iterator[np.ndarray]:
         """Edited frames, uint8 (S, S, 3), one per row of ``conditions``, decoded ``batch_size`` at a time."""
-        bar = tqdm(total=len(conditions), desc="edit", unit="frame", disable=None if progress else True)
+        bar = progress_bar(total=len(conditions), desc="edit", unit="frame", enabled=progress)
         try:
             for start in range(0, len(conditions), batch_size):
                 frames = to_uint8(self.edit(source, conditions[start:start + batch_size]))  # (b, S, S, 3)

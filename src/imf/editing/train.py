@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from imf.progress import progress_bar
 
 from imf.checkpoint import load_model, model_hash
 from imf.data.dataset import DataConfig, PairDataset
@@ -245,8 +245,8 @@ class EditorTrainer:
         """Train until ``max_steps`` (default: config.max_steps); save a checkpoint and ``RUN/editor``."""
         cfg = self.config
         max_steps = cfg.max_steps if max_steps is None else max_steps
-        bar = tqdm(total=max_steps, initial=self.step, desc="train-editor", unit="step", dynamic_ncols=True,
-                   disable=None if self.progress else True)
+        bar = progress_bar(total=max_steps, initial=self.step, desc="train-editor", unit="step", dynamic_ncols=True,
+                   enabled=self.progress)
         while self.step < max_steps:
             loader = self._loader()
             if len(loader) == 0:

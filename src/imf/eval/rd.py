@@ -268,7 +268,7 @@ def run_rd(ckpt: str | os.PathLike, videos: Sequence[str | os.PathLike], out_dir
     crfs: per codec name, its CRF/QP points (default: ``baselines.CODECS[name].default_points``).
     A codec missing from the ffmpeg binary is reported in ``notes`` and skipped.
     """
-    from tqdm import tqdm
+    from imf.progress import progress_bar
 
     import imf
     from imf.codec.tables import load_tables
@@ -304,7 +304,7 @@ def run_rd(ckpt: str | os.PathLike, videos: Sequence[str | os.PathLike], out_dir
     total = len(videos) * (len(qualities) + sum(len(v) for v in points_of.values()))
     points: list[RDPoint] = []
     bd: list[dict] = []
-    with tqdm(total=total, desc="rd", unit="point", disable=not progress) as bar, \
+    with progress_bar(total=total, desc="rd", unit="point", enabled=progress) as bar, \
             tempfile.TemporaryDirectory(prefix="imf-rd-") as tmp:
         for video in videos:
             video = str(video)

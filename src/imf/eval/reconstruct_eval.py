@@ -269,7 +269,7 @@ def evaluate_reconstruction(model, videos: Sequence[str | os.PathLike], *, ref_f
                             with_fid: bool = True, metrics: Sequence[str] = ALL_METRICS, checkpoint: str = "",
                             progress: bool = True) -> EvalReport:
     """Table-1 evaluation of ``model`` on ``videos`` (see the module docstring for the protocol)."""
-    from tqdm import tqdm
+    from imf.progress import progress_bar
 
     from imf.data.video import probe
 
@@ -292,7 +292,7 @@ def evaluate_reconstruction(model, videos: Sequence[str | os.PathLike], *, ref_f
         notes.append("FID not computed (disabled)")
     total = sum(min(probe(v).num_frames, max_frames or 1 << 62) for v in videos)
     rows: list[VideoEval] = []
-    with tqdm(total=total, desc="eval", unit="frame", disable=not progress) as bar:
+    with progress_bar(total=total, desc="eval", unit="frame", enabled=progress) as bar:
         for v in videos:
             cmp = Path(compare_dir) / f"{Path(v).stem}_compare.mp4" if compare_dir else None
             rows.append(evaluate_video(model, v, scorer, ref_frame=ref_frame, max_frames=max_frames,

@@ -20,7 +20,7 @@ import torch.distributed as dist
 import yaml
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from imf.progress import progress_bar
 
 from imf.data.dataset import PairDataset
 from imf.data.stills import training_pairs
@@ -296,8 +296,8 @@ class Trainer:
         loop_start, first_step = time.monotonic(), self.step
         deadline = None if max_minutes is None else loop_start + 60.0 * max_minutes
         stopped_by = "max_steps"
-        bar = tqdm(total=max_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
-                   disable=not (self.progress and self.dist.is_main) or None)
+        bar = progress_bar(total=max_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
+                   enabled=self.progress and self.dist.is_main)
         t_last, samples_since = time.perf_counter(), 0
         last_batch = None
         while self.step < max_steps:
