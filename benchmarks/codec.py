@@ -28,7 +28,7 @@ import torch
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    from imf.codec.encoder import psnr_uint8
+    from imf.eval.metrics import psnr_uint8
 
     return psnr_uint8(a, b)
 

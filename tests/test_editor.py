@@ -227,3 +227,33 @@ def test_editor_for_another_token_size_is_refused(edit_setup, monkeypatch, capsy
     rc = _cli(monkeypatch, ["edit", "--ckpt", tmp_path / "model", "--editor", tmp_path / "e7", "--source", source,
                             "--set", "yaw=0", "-o", tmp_path / "out.png", "--quiet"])
     assert rc == 2 and "d_m=7" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ the shipped editor
+def test_shipped_editor_belongs_to_the_shipped_model():
+    from imf.assets import shipped_editor_path, shipped_model_path
+    from imf.checkpoint import load_model, model_hash
+    from imf.models.editor import load_editor, read_editor_meta
+
+    model = load_model(shipped_model_path())
+    editor = load_editor(shipped_editor_path(), "cpu")
+    assert editor.config.d_m == model.config.d_m
+    assert read_editor_meta(shipped_editor_path())["model_hash"] == model_hash(model)
+
+
+def test_edit_runs_out_of_the_box_with_the_shipped_pair(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("dlib")
+    from imf.data.samples import sample_path
+
+    out = tmp_path / "out.png"
+    rc = _cli(monkeypatch, ["edit", "--source", sample_path("astronaut.png"), "--set", "yaw=15", "-o", out, "--quiet"])
+    assert rc == 0
+    assert np.asarray(Image.open(out)).shape == (64, 64, 3)
+
+
+def test_edit_with_another_model_needs_its_editor(edit_setup, monkeypatch, capsys):
+    tmp_path, source = edit_setup
+    rc = _cli(monkeypatch, ["edit", "--ckpt", tmp_path / "model", "--source", source, "--set", "yaw=0",
+                            "-o", tmp_path / "out.png", "--quiet"])
+    assert rc == 2 and "give its editor with --editor" in capsys.readouterr().err
+    assert not (tmp_path / "out.png").exists()

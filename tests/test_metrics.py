@@ -105,3 +105,20 @@ def test_metrics_reject_bad_inputs():
         ssim(torch.rand(1, 1, 32, 32), torch.rand(1, 1, 32, 32))
     with pytest.raises(ValueError, match="float"):
         l1((x * 255).to(torch.uint8), (x * 255).to(torch.uint8))
+
+
+def test_the_psnr_forms_agree():
+    from imf.eval.metrics import psnr, psnr_of_mse, psnr_uint8
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 3, 16, 16, generator=g)
+    y = (x + 0.05 * torch.randn(3, 3, 16, 16, generator=g)).clamp(0, 1)
+    per_image = psnr(x, y)
+    mse = (x.double() - y.double()).pow(2).flatten(1).mean(1)
+    assert torch.allclose(per_image.double(), torch.tensor([psnr_of_mse(float(m)) for m in mse]), atol=1e-5)
+    assert torch.isinf(psnr(x, x)).all() and torch.allclose(psnr(x, x, mse_floor=1e-10), torch.full((3,), 100.0))
+    a = (x[0].permute(1, 2, 0).numpy() * 255).round().astype("uint8")
+    b = (y[0].permute(1, 2, 0).numpy() * 255).round().astype("uint8")
+    assert abs(psnr_uint8(a, b) - float(psnr(torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255,
+                                               torch.from_numpy(b).permute(2, 0, 1)[None].float() / 255))) < 1e-3
+    assert psnr_uint8(a, a) == float("inf")

@@ -38,6 +38,7 @@ import torch
 from imf.data.crop import CropBox, crop_image, paste_crop, square_box
 from imf.data.face_detect import Box, FaceDetector
 from imf.data.video import VideoWriter, iter_frames, probe, resize_center_crop, to_tensor, to_uint8
+from imf.devices import DEVICE_TYPES, resolve_device  # noqa: F401  (part of this module's API)
 from imf.errors import ConfigError, InputError
 from imf.eval.domain import CopyComparer, CopyComparison
 from imf.models.imf import IMF, ReferenceState
@@ -45,7 +46,6 @@ from imf.models.imf import IMF, ReferenceState
 log = logging.getLogger(__name__)
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-DEVICE_TYPES = ("cpu", "cuda", "mps")
 OUTPUTS = ("uint8", "tensor")
 DRIVING_FACE_FRAMES = 10  # --crop: the driving video's one still box is the median face of its first frames
 
@@ -53,21 +53,6 @@ Frame = np.ndarray | torch.Tensor
 
 
 # ------------------------------------------------------------------------------------------ settings
-def resolve_device(name: str | torch.device | None = None) -> torch.device:
-    """``None`` → cuda if available, else cpu. Raises ConfigError for an unknown or unavailable device."""
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"unknown device {name!r}; expected cpu, cuda, cuda:N or mps") from None
-    if device.type not in DEVICE_TYPES:
-        raise ConfigError(f"unsupported device {name!r}; expected cpu, cuda, cuda:N or mps")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for, but this PyTorch sees no CUDA GPU (use --device cpu)")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device {name!r} asked for, but MPS is not available here (use --device cpu)")
-    return device
 
 
 def resolve_precision(name: str, device: torch.device) -> str:

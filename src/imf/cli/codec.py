@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from imf.cli.common import add_ckpt, add_device, add_quiet
+from imf.cli.common import add_ckpt, add_device, add_quiet, default_device
 
 
 def _quality_list(text: str) -> list[int]:
@@ -115,12 +115,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=codec_help)
 
 
-def _device(name: str | None) -> str:
-    import torch
-
-    return name or ("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def _write_json(path: str, data: dict) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(data, indent=2) + "\n")
@@ -141,7 +135,7 @@ def run_encode(args: argparse.Namespace) -> int:
     if args.target_kbps is not None:
         quality = tables.quality_for_token_rate(args.target_kbps, probe(args.video).fps, args.entropy)
         print(f"token quality {quality} for a target of {args.target_kbps} kbps of tokens")
-    model = load_model(args.ckpt, map_location=_device(args.device))
+    model = load_model(args.ckpt, map_location=default_device(args.device))
     stats = encode_video(
         model, args.video, args.output, tables=tables, quality=quality, entropy=args.entropy,
         keyframe_codec=args.keyframe_codec, keyframe_quality=args.keyframe_quality,
@@ -179,7 +173,7 @@ def run_decode(args: argparse.Namespace) -> int:
 
     header = read_header(args.input)  # validate before loading anything or creating the output
     ckpt = _resolve_checkpoint(args, header)
-    model = load_model(ckpt, map_location=_device(args.device))
+    model = load_model(ckpt, map_location=default_device(args.device))
     identity = model_hash(model)
     check_model(header, model, str(args.input), identity)
     tables = load_tables(ckpt)
@@ -228,7 +222,7 @@ def run_fit(args: argparse.Namespace) -> int:
     from imf.codec.fit import fit_codec
     from imf.codec.registry import remember_checkpoint
 
-    model = load_model(args.ckpt, map_location=_device(args.device))
+    model = load_model(args.ckpt, map_location=default_device(args.device))
     sources = _expand_sources(args.data)
     tables = fit_codec(model, sources, qualities=args.qualities, max_frames=args.max_frames,
                        fraction=args.fraction, batch_size=args.batch_size, progress=not args.quiet)

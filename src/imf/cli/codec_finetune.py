@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from imf.cli.common import add_device, add_quiet
+from imf.cli.common import add_device, add_quiet, default_device
 
 
 def _fraction_arg(text: str) -> float:
@@ -59,8 +59,6 @@ def add_parser(csub: argparse._SubParsersAction) -> None:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
-    import torch
-
     from imf.codec.rate_finetune import FINETUNE_JSON, RateFinetuneConfig, finetune_checkpoint
     from imf.data.dataset import DataConfig
 
@@ -69,7 +67,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         lr=args.lr, perceptual_weight=0.0 if args.no_perceptual else RateFinetuneConfig.perceptual_weight,
         keep_quantizer=not args.refit_quantizer, seed=args.seed,
         data=DataConfig(split_by="frames", val_fraction=args.holdout, hflip_prob=0.0))
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device(args.device)
     outcome = finetune_checkpoint(args.ckpt, args.data, args.out, config, device=device, progress=not args.quiet)
     r = outcome.result
     print(f"fine-tuned E_T for {r.steps} steps (λ={config.lambda_rate:g}, quality {config.quality}); "

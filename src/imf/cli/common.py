@@ -39,12 +39,11 @@ def open_fraction(text: str) -> float:
 
 
 def default_device(name: str | None) -> str:
-    """The device asked for, else cuda when available, else cpu."""
-    if name:
-        return name
-    import torch
+    """The device asked for (checked: ConfigError for an unknown or absent one), else cuda when available,
+    else cpu."""
+    from imf.devices import resolve_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(resolve_device(name))
 
 
 def setup_logging(fmt: str = "warning: %(message)s") -> None:

@@ -25,6 +25,7 @@ from imf.codec.keyframe import decode_keyframe
 from imf.codec.packets import TokenCoder
 from imf.codec.quantizer import TokenQuantizer
 from imf.codec.tables import CodecTables
+from imf.devices import model_device
 from imf.errors import BitstreamError, CheckpointError
 
 
@@ -32,11 +33,6 @@ def read_header(path: str | os.PathLike) -> ImfHeader:
     """The validated header of an .imf file (BitstreamError if it is not a readable .imf file)."""
     with open(path, "rb") as f:
         return BitstreamReader(f, name=str(path)).header
-
-
-def model_device(model: torch.nn.Module) -> torch.device:
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
 
 
 def reconstruct_frame(model, quantizer: TokenQuantizer, symbols: np.ndarray, reference) -> np.ndarray:

@@ -16,7 +16,6 @@ beside copying the decoded keyframe, over every frame reconstructed from a token
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from fractions import Fraction
@@ -24,10 +23,9 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
-from imf.progress import progress_bar
 
 from imf.codec.bitstream import KEYFRAME, TOKENS, BitstreamWriter, ImfHeader
-from imf.codec.decoder import model_device, prepare_reference, reconstruct_frame
+from imf.codec.decoder import prepare_reference, reconstruct_frame
 from imf.codec.keyframe import (DEFAULT_KEYFRAME_CODEC, DEFAULT_KEYFRAME_QUALITY, KEYFRAME_CODECS, decode_keyframe,
                                 encode_keyframe, keyframe_codec_available)
 from imf.codec.packets import ENTROPY_MODES, MAX_PACKET_FRAMES, TokenCoder
@@ -35,17 +33,14 @@ from imf.codec.quantizer import DEFAULT_QUALITY
 from imf.codec.scenecut import DEFAULT_SCENE_CUT_THRESHOLD, SceneCutDetector
 from imf.codec.stats import EncodeStats
 from imf.codec.tables import CodecTables
+from imf.devices import model_device
 from imf.errors import CheckpointError, ConfigError, InputError
 from imf.eval.domain import CopyComparer
+from imf.eval.metrics import psnr_uint8
+from imf.progress import progress_bar
 
 DEFAULT_PACKET_FRAMES = 8
 FrameCallback = Callable[[int, np.ndarray], None]
-
-
-def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB between two uint8 images (inf when equal)."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
 def _check_options(quality, entropy, packet_frames, max_keyframe_interval, min_quality_psnr, scene_cut_threshold,

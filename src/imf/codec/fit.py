@@ -17,12 +17,12 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import torch
-from imf.progress import progress_bar
 
 from imf.codec.entropy import fit_table
 from imf.codec.quantizer import DEFAULT_QUALITIES, TokenQuantizer, step_scale
 from imf.codec.tables import CodecTables, QualityLevel
 from imf.errors import InputError
+from imf.progress import progress_bar
 
 Source = str | os.PathLike | np.ndarray
 
@@ -46,7 +46,7 @@ def collect_tokens(model, sources: Sequence[Source], *, max_frames: int | None =
                    fraction: tuple[float, float] = (0.0, 1.0), batch_size: int = 16,
                    progress: bool = True) -> list[np.ndarray]:
     """Tokens of every source's frames, in frame order: a list of (T_i, d) float32 arrays."""
-    from imf.codec.decoder import model_device
+    from imf.devices import model_device
     from imf.data.video import to_tensor
 
     model.eval()

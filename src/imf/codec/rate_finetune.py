@@ -41,13 +41,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from imf.progress import progress_bar
 
 from imf.codec.fit import Source, collect_tokens, fit_codec, fit_tables
 from imf.codec.quantizer import DEFAULT_QUALITY, TokenQuantizer, step_scale
 from imf.codec.tables import CodecTables, has_tables, load_tables
 from imf.data.dataset import DataConfig, PairDataset
+from imf.devices import model_device
 from imf.errors import ConfigError, IMFError
+from imf.progress import progress_bar
 
 FINETUNE_JSON = "rate_finetune.json"
 _MIN_SCALE = 1e-3  # lower bound of the Laplace scale, in quantization steps
@@ -159,11 +160,6 @@ class RateFinetuneResult:
         return float(np.mean([h[key] for h in tail]))
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
 def _batches(loader: torch.utils.data.DataLoader) -> Iterator[dict[str, Any]]:
     """Batches of the loader forever (a new shuffle each pass)."""
     while True:
@@ -186,7 +182,7 @@ def finetune_rate(model, tables: CodecTables, pairs: PairDataset, config: RateFi
     if pairs.config.size != model.config.resolution:
         raise ConfigError(f"pairs are {pairs.config.size}x{pairs.config.size}, the model needs "
                           f"{model.config.resolution}x{model.config.resolution}")
-    device = _device_of(model)
+    device = model_device(model)
     torch.manual_seed(config.seed)
     quantizer = TokenQuantizer.from_spread(tables.center, tables.spread, config.quality)
     center = torch.from_numpy(quantizer.center).to(device)  # (d,)

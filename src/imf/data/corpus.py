@@ -45,12 +45,12 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from imf.progress import progress_bar
 
 from imf.data.crop import CropConfig, crop_video, square_box
 from imf.data.face_detect import Box, FaceDetector
 from imf.data.video import probe
 from imf.errors import ConfigError, InputError
+from imf.progress import progress_bar
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from imf.progress import progress_bar
 
 from imf.data.face_detect import Box, FaceDetector
 from imf.data.video import VideoWriter, iter_frames, probe, resize_center_crop
 from imf.errors import ConfigError, InputError
+from imf.progress import progress_bar
 
 _MEDIAN_WINDOW = 5  # detections, for the running median that removes one-off errors
 _MIN_DETECTIONS = 3  # a segment needs this many consistent detections; fewer are absorbed by the previous

@@ -35,12 +35,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from imf.progress import progress_bar
 
 from imf.data.augment import augment_pair
 from imf.data.frame_cache import frame_cache
 from imf.data.video import VIDEO_EXTS, is_image_file
 from imf.errors import ConfigError, InputError
+from imf.progress import progress_bar
 
 log = logging.getLogger(__name__)
 

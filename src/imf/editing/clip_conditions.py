@@ -18,12 +18,12 @@ import os
 from pathlib import Path
 
 import numpy as np
-from imf.progress import progress_bar
 
 from imf.cache import cache_dir
 from imf.data.frame_cache import frame_cache
 from imf.editing.conditions import ConditionExtractor, check_track, extractor_identity, read_condition_file, reorder
 from imf.errors import InputError
+from imf.progress import progress_bar
 
 
 def measure_clip(path: str | os.PathLike, extractor: ConditionExtractor, size: int = 256,

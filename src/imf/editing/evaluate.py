@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from imf.progress import progress_bar
 
 from imf.data.dataset import held_out_frames
 from imf.data.video import to_tensor, to_uint8
@@ -38,8 +37,10 @@ from imf.editing.clip_conditions import clip_file_conditions, measure_clip
 from imf.editing.landmarks import FaceDescriptor, FaceLandmarker
 from imf.editing.measures import POSE_NAMES, LandmarkConditions, landmark_measures
 from imf.editing.pipeline import check_compatible
+from imf.eval.metrics import psnr
 from imf.models.editor import TokenEditor
 from imf.models.imf import IMF
+from imf.progress import progress_bar
 
 IDENTITY_THRESHOLD = 0.6  # dlib's same-person distance
 
@@ -90,11 +91,6 @@ class _Tally:
     def merge(self, other: "_Tally") -> None:
         for k, v in other.values.items():
             self.values.setdefault(k, []).extend(v)
-
-
-def _psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    mse = (x - y).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return 10 * torch.log10(1 / mse)
 
 
 def _condition_errors(tally: _Tally, variant: str, measured: dict[str, float] | None, requested: np.ndarray,
@@ -153,7 +149,7 @@ def evaluate_editing(model: IMF, editor: TokenEditor, clips: list[str | os.PathL
             for name, x in (("edited", edited), ("reconstruction", recon)):
                 for v in (x - x_t).abs().flatten(1).mean(1).tolist():
                     tally.add(f"{name}/l1", v)
-                for v in _psnr(x, x_t).tolist():
+                for v in psnr(x, x_t, mse_floor=1e-10).tolist():
                     tally.add(f"{name}/psnr", v)
             for k, (e_img, r_img, t_img) in enumerate(zip(to_uint8(edited), to_uint8(recon), frames[sel])):
                 readings = {"edited": reader(e_img), "reconstruction": reader(r_img), "target": reader(t_img)}

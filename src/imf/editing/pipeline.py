@@ -17,16 +17,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from PIL import Image
-from imf.progress import progress_bar
 
 from imf.checkpoint import model_hash
 from imf.data.crop import CropBox, crop_image
 from imf.data.video import resize_center_crop, to_tensor, to_uint8
+from imf.devices import resolve_device
 from imf.editing.conditions import ConditionExtractor
 from imf.editing.measures import LandmarkConditions
 from imf.errors import CheckpointError, InputError
 from imf.models.editor import TokenEditor
 from imf.models.imf import IMF, ReferenceState
+from imf.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class EditPipeline:
     def __init__(self, model: IMF, editor: TokenEditor, device: str | torch.device | None = None,
                  analysis_size: int = 256, editor_meta: dict | None = None):
         check_compatible(model, editor, editor_meta)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.editor = editor.to(self.device).eval()
         self.analysis_size = analysis_size

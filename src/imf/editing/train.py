@@ -28,16 +28,17 @@ import torch
 import torch.nn.functional as F
 import yaml
 from torch.utils.data import DataLoader
-from imf.progress import progress_bar
 
 from imf.checkpoint import load_model, model_hash
 from imf.data.dataset import DataConfig, PairDataset
 from imf.data.frame_cache import load_frames
+from imf.devices import resolve_device
 from imf.editing.clip_conditions import clip_file_conditions, measure_clip
 from imf.editing.measures import LandmarkConditions
 from imf.editing.train_config import EditorTrainConfig
 from imf.errors import CheckpointError, IMFError, InputError
 from imf.models.editor import EditorConfig, TokenEditor
+from imf.progress import progress_bar
 from imf.train.checkpointing import load_latest, rng_state, save_checkpoint, set_rng_state
 from imf.train.distributed import DistInfo, ResumableSampler, SeededItems
 from imf.train.losses import PerceptualLossConfig, VGGPerceptualLoss
@@ -84,7 +85,7 @@ class EditorTrainer:
     def __init__(self, config: EditorTrainConfig, ckpt: str | Path, data: list[str], run_dir: str | Path,
                  resume: bool = False, device: str | None = None, progress: bool = True):
         self.config, self.run_dir, self.progress = config, Path(run_dir), progress
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         torch.manual_seed(config.seed)
 
         # the frozen IMF

@@ -17,7 +17,6 @@ make it infinite; the reference frame itself is never compared. Where it is used
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,12 +24,9 @@ from typing import TextIO
 
 import numpy as np
 
+from imf.eval.metrics import psnr_of_mse
+
 HINT = "the subject may be outside what the model learned"
-
-
-def psnr_of_mse(mse: float, peak: float = 1.0) -> float:
-    """10·log10(peak² / mse) in dB; +inf for mse 0."""
-    return math.inf if mse <= 0 else 10.0 * math.log10(peak * peak / mse)
 
 
 @dataclass(frozen=True)

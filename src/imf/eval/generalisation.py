@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from imf.devices import model_device
 from imf.eval.identity import DLIB_THRESHOLD, IdentityScorer, identity_distance
 
 PROTOCOL = __doc__.split("Protocol of ``evaluate_splits``", 1)[1].strip()
@@ -129,10 +130,6 @@ def corpus_mean_frame(corpus, size: int, max_frames: int = 512) -> Tensor:
     return mean_training_frame(batches())
 
 
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
-
-
 # ------------------------------------------------------------------------------------------ per-frame tallies
 class _Tally:
     """Per-frame values of one clip or split, by (method, metric)."""
@@ -205,7 +202,7 @@ def _score_batch(t: _Tally, method: str, pred: Tensor, x: Tensor, lpips) -> None
 @torch.inference_mode()
 def _clip_tally(model, clip: Clip, mean_frame: Tensor | None, lpips, identity: IdentityScorer | None,
                 identity_stride: int, batch_size: int) -> _Tally:
-    device = _device(model)
+    device = model_device(model)
     frames = clip.frames
     x0 = frames[:1].to(device, torch.float32)  # (1, 3, S, S)
     ref = model.prepare_reference(x0)
@@ -318,7 +315,7 @@ def swap_test(model, clips: Sequence[Clip], identity: IdentityScorer, *, pairs: 
     (x̂ vs A's frame) and ``between_people`` (A's frame vs B's reference), as {"distance", "share_same",
     "no_face", "frames"}."""
     model.eval()
-    device = _device(model)
+    device = model_device(model)
     pairs = default_pairs(clips) if pairs is None else list(pairs)
     pooled, rows = _Tally(), []
     for i, j in pairs:

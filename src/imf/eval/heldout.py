@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from imf.eval.metrics import psnr
+
 
 @torch.inference_mode()
 def held_out_scores(model, reference: torch.Tensor, frames: torch.Tensor, batch: int = 32,
@@ -22,8 +24,7 @@ def held_out_scores(model, reference: torch.Tensor, frames: torch.Tensor, batch:
         x = frames[i:i + batch]
         x_hat = model.decode(model.encode_token(x), ref)
         for prefix, pred in (("", x_hat), ("copy_", reference[None].expand_as(x))):
-            mse = (pred - x).pow(2).flatten(1).mean(1)
-            scores.setdefault(prefix + "psnr", []).append(10 * torch.log10(1 / mse.clamp_min(1e-10)))
+            scores.setdefault(prefix + "psnr", []).append(psnr(pred, x, mse_floor=1e-10))
             scores.setdefault(prefix + "l1", []).append((pred - x).abs().flatten(1).mean(1))
             if lpips is not None:
                 scores.setdefault(prefix + "lpips", []).append(lpips(pred, x))

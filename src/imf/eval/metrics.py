@@ -5,7 +5,10 @@ Conventions (all functions): ``x`` and ``y`` are float tensors (B, 3, H, W) of R
 cancellation matters). No colour conversion (no Y channel): metrics are on RGB, averaged over channels.
 
 - ``l1``: mean absolute error over all pixels and channels.
-- ``psnr``: 10·log10(1 / MSE), MSE over all pixels and channels; identical images give +inf.
+- ``psnr``: 10·log10(1 / MSE), MSE over all pixels and channels; identical images give +inf, or at most
+  10·log10(1 / mse_floor) with a floor (training logs use 1e-10: 100 dB). ``psnr_of_mse`` is the same
+  formula on an MSE already pooled (the PSNR of a whole clip's mean MSE, as a codec reports it),
+  ``psnr_uint8`` on two 8-bit images (peak 255).
 - ``ssim``: Wang et al. 2004 with an 11-tap Gaussian window, σ = 1.5, K1 = 0.01, K2 = 0.03,
   population (not sample) covariances, computed per channel on the "valid" region (no padding: the
   window never leaves the image) and averaged over positions, then over the 3 channels. This equals
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -62,11 +66,24 @@ def mse(x: Tensor, y: Tensor) -> Tensor:
     return (x.double() - y.double()).pow(2).flatten(1).mean(1).float()
 
 
-def psnr(x: Tensor, y: Tensor) -> Tensor:
-    """PSNR in dB per image (B,): 10·log10(1 / MSE) on RGB in [0, 1]; +inf where the images are equal."""
+def psnr(x: Tensor, y: Tensor, mse_floor: float | None = None) -> Tensor:
+    """PSNR in dB per image (B,): 10·log10(1 / MSE) on RGB in [0, 1]; +inf where the images are equal
+    (mse_floor: the MSE is clamped to at least this)."""
     _check(x, y, "psnr")
     err = (x.double() - y.double()).pow(2).flatten(1).mean(1)
+    if mse_floor is not None:
+        err = err.clamp_min(mse_floor)
     return (10 * torch.log10(1.0 / err)).float()  # 1/0 = inf -> +inf dB
+
+
+def psnr_of_mse(mse: float, peak: float = 1.0) -> float:
+    """10·log10(peak² / mse) in dB of a pooled MSE; +inf for mse 0."""
+    return math.inf if mse <= 0 else 10.0 * math.log10(peak * peak / mse)
+
+
+def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB between two uint8 images of the same shape (inf when equal)."""
+    return psnr_of_mse(float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)), 255.0)
 
 
 def _gaussian_window(dtype: torch.dtype, device: torch.device) -> Tensor:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from imf.devices import model_device
 from imf.errors import InputError
 from imf.eval.domain import CopyComparison
 
@@ -226,7 +227,7 @@ def evaluate_video(model, video: str | os.PathLike, scorer: FrameScorer, *, ref_
         raise InputError(f"{video}: --ref-frame {ref_frame} is outside the {n} frames evaluated")
     if n < 2:
         raise InputError(f"{video}: needs at least 2 frames (a reference and one to reconstruct), has {n}")
-    device = next(model.parameters()).device
+    device = model_device(model)
     ref_np = next(iter(iter_frames(video, size=size, start=ref_frame, stop=ref_frame + 1)))
     x_r = to_tensor(ref_np).to(device)  # (1, 3, S, S)
     ours, copy = ScoreAccumulator(), ScoreAccumulator()
@@ -276,7 +277,7 @@ def evaluate_reconstruction(model, videos: Sequence[str | os.PathLike], *, ref_f
     if not videos:
         raise InputError("no video to evaluate")
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     scorer = FrameScorer(metrics, device=device)
     notes = list(scorer.skipped.values())
     fid = None

@@ -20,14 +20,16 @@ import torch.distributed as dist
 import yaml
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
-from imf.progress import progress_bar
 
 from imf.data.dataset import PairDataset
 from imf.data.stills import training_pairs
+from imf.devices import resolve_device
 from imf.errors import IMFError
+from imf.eval.metrics import psnr
 from imf.models.discriminator import MultiScaleDiscriminator
 from imf.models.imf import IMF
 from imf.precision import resolve_precision
+from imf.progress import progress_bar
 from imf.train.checkpointing import load_latest, rng_state, save_checkpoint, set_rng_state
 from imf.train.config import TrainConfig
 from imf.train.distributed import (DistInfo, ResumableSampler, SeededItems, all_true, average_buffers,
@@ -49,16 +51,11 @@ def _precision(requested: str, device: torch.device) -> torch.dtype | None:
     return resolve_precision(requested, device)
 
 
-def _psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    mse = (x - y).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return 10 * torch.log10(1 / mse)
-
-
 class Trainer:
     def __init__(self, config: TrainConfig, data: list[str], run_dir: str | Path, resume: bool = False,
                  device: str | None = None, progress: bool = True):
         self.config, self.run_dir, self.progress = config, Path(run_dir), progress
-        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        dev = resolve_device(device)
         self.dist: DistInfo = init_distributed(dev.type)
         if dev.type == "cuda":
             dev = torch.device("cuda", self.dist.local_rank)
@@ -256,7 +253,7 @@ class Trainer:
             with self._autocast():
                 x_hat = model(x_c, x_r).float()
             l1s.append((x_hat - x_c).abs().flatten(1).mean(1))
-            psnrs.append(_psnr(x_hat, x_c))
+            psnrs.append(psnr(x_hat, x_c, mse_floor=1e-10))
         return {"val_l1": float(torch.cat(l1s).mean()), "val_psnr": float(torch.cat(psnrs).mean())}
 
     @torch.no_grad()
