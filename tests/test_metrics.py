@@ -115,7 +115,7 @@ def test_the_psnr_forms_agree():
     y = (x + 0.05 * torch.randn(3, 3, 16, 16, generator=g)).clamp(0, 1)
     per_image = psnr(x, y)
     mse = (x.double() - y.double()).pow(2).flatten(1).mean(1)
-    assert torch.allclose(per_image.double(), torch.tensor([psnr_of_mse(float(m)) for m in mse]), atol=1e-5)
+    assert torch.allclose(per_image.double(), torch.tensor([psnr_of_mse(float(m)) for m in mse], dtype=torch.float64), atol=1e-5)
     assert torch.isinf(psnr(x, x)).all() and torch.allclose(psnr(x, x, mse_floor=1e-10), torch.full((3,), 100.0))
     a = (x[0].permute(1, 2, 0).numpy() * 255).round().astype("uint8")
     b = (y[0].permute(1, 2, 0).numpy() * 255).round().astype("uint8")
