@@ -132,7 +132,7 @@ def test_data_config_stills_fields(stills_dir, tmp_path):
                        ({"stills": [str(stills_dir)], "stills_ratio": -0.1}, r"in \(0, 1\)"),
                        ({"stills": [str(stills_dir)], "stills_ratio": "half"}, "number"),
                        ({"stills": [], "stills_ratio": 0.5}, "non-empty list"),
-                       ({"stills": [3], "stills_ratio": 0.5}, "non-empty list"),
+                       ({"stills": [3], "stills_ratio": 0.5}, r"stills: \[3\]"),
                        ({"stills": [str(stills_dir)], "stills_ratio": 0.5, "stills_warp": 5}, "stills_warp"),
                        ({"still": ["x"]}, "unknown data config key")):
         with pytest.raises(ConfigError, match=match):

@@ -1,4 +1,4 @@
-"""Typed, frozen configs and the presets (DESIGN §1).
+"""Typed, frozen configs and the presets.
 
 The structure (scales, blocks, attention) is the same for every preset; resolution and widths are fields.
 Feature scales follow the paper at 256×256: f^1..f^4 live at R/4, R/8, R/16, R/32 (64², 32², 16², 8²).
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imf.errors import ConfigError
+from imf.strict import from_mapping
 
 PRESETS = ("paper-256", "small-128", "cpu-128", "tiny-64")
 
@@ -171,11 +172,7 @@ class IMFConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "IMFConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown IMFConfig key(s): {', '.join(unknown)}")
-        return cls(**data)
+        return from_mapping(cls, data, "model config")
 
     def replace(self, **changes: Any) -> "IMFConfig":
         return self.from_dict({**self.to_dict(), **changes})

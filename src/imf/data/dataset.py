@@ -1,4 +1,4 @@
-"""Training pairs for IMF: a reference and a current frame of the same clip (DESIGN §1, training).
+"""Training pairs for IMF: a reference and a current frame of the same clip.
 
 Sources may be video files, frame folders (png/jpg), folders holding videos or frame folders (searched
 recursively), or ``.txt`` list files naming one source per line (relative to the list's folder; blank
@@ -40,6 +40,7 @@ from imf.data.augment import augment_pair
 from imf.data.frame_cache import frame_cache
 from imf.data.video import VIDEO_EXTS, is_image_file
 from imf.errors import ConfigError, InputError
+from imf.strict import from_mapping
 from imf.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class DataConfig:
     brightness: float = 0.0
     contrast: float = 0.0
     saturation: float = 0.0
-    stills: list[str] | None = None
+    stills: list[str] | str | None = None
     stills_ratio: float = 0.0
     stills_warp: float = 1.0
 
@@ -125,13 +126,7 @@ class DataConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataConfig:
         """Build from a mapping (e.g. YAML); unknown keys raise ConfigError naming them."""
-        if not isinstance(d, dict):
-            raise ConfigError(f"data config must be a mapping, got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown data config key(s) {unknown}; known keys: {sorted(known)}")
-        return cls(**d)
+        return from_mapping(cls, d, "data config")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -19,6 +19,7 @@ import yaml
 
 from imf.editing.measures import LANDMARK_MEASURES
 from imf.errors import ConfigError
+from imf.strict import from_mapping
 
 
 @dataclass(frozen=True)
@@ -94,17 +95,7 @@ class EditorTrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "EditorTrainConfig":
-        data = data or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"an editor training config must be a mapping, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown editor training key(s) {unknown}; known: {sorted(known)}")
-        try:
-            return cls(**data)
-        except TypeError as e:
-            raise ConfigError(f"editor training config: {e}") from None
+        return from_mapping(cls, data, "editor training config")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "EditorTrainConfig":

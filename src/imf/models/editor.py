@@ -1,4 +1,4 @@
-"""ψ, the token editor of the paper's §3.4 (token manipulation, DESIGN §1).
+"""ψ, the token editor of the paper's §3.4 (token manipulation).
 
 With the whole IMF frozen, ψ turns a source token and a control condition into an edited token:
 
@@ -33,6 +33,7 @@ from torch import nn
 
 from imf.checkpoint import load_weights
 from imf.errors import CheckpointError, ConfigError
+from imf.strict import from_mapping
 
 EDITOR_CONFIG_NAME = "editor_config.json"
 EDITOR_WEIGHTS_NAME = "editor.safetensors"
@@ -88,16 +89,7 @@ class EditorConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EditorConfig":
-        if not isinstance(data, dict):
-            raise ConfigError(f"editor config must be a mapping, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown editor config key(s) {unknown}; known: {sorted(known)}")
-        try:
-            return cls(**data)
-        except TypeError as e:
-            raise ConfigError(f"editor config: {e}") from None
+        return from_mapping(cls, data, "editor config")
 
 
 def _mlp(d_in: int, hidden: int, d_out: int, layers: int) -> nn.Sequential:

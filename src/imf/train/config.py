@@ -16,23 +16,11 @@ import yaml
 from imf.config import IMFConfig
 from imf.data.dataset import DataConfig
 from imf.errors import ConfigError
+from imf.strict import from_mapping
 
 
 def _from_dict(cls, data: Any, section: str):
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config section {section!r} must be a mapping, got {type(data).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"unknown key(s) in config section {section!r}: {', '.join(unknown)}; "
-                          f"known: {', '.join(sorted(known))}")
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except TypeError as e:
-        raise ConfigError(f"config section {section!r}: {e}") from None
+    return from_mapping(cls, data, f"config section {section!r}")
 
 
 @dataclass(frozen=True)
@@ -127,6 +115,9 @@ class TrainConfig:
         unknown = sorted(set(d) - {"model", "data", "loss", "optim", "run"})
         if unknown:
             raise ConfigError(f"unknown config section(s): {', '.join(unknown)}")
+        for section in ("model", "data"):
+            if d.get(section) is not None and not isinstance(d[section], dict):
+                raise ConfigError(f"config section {section!r} must be a mapping, got {type(d[section]).__name__}")
         model = dict(d.get("model") or {})
         preset = model.pop("preset", None)
         model_cfg = IMFConfig.preset(preset, **model) if preset else IMFConfig.from_dict(model)

@@ -1,0 +1,54 @@
+"""One strict config parser (imf.strict) behind every config: unknown keys, wrong types and deep nesting are
+ConfigErrors that name the key, before any model is built."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from imf.config import IMFConfig
+from imf.data.dataset import DataConfig
+from imf.editing.train_config import EditorTrainConfig
+from imf.errors import ConfigError
+from imf.models.editor import EditorConfig
+from imf.train.config import TrainConfig
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: IMFConfig.from_dict({"resolution": 64.5}), "resolution must be an integer"),
+    (lambda: IMFConfig.from_dict({"d_m": True}), "d_m must be an integer"),
+    (lambda: IMFConfig.from_dict({"use_sdpa": "yes"}), "use_sdpa must be true or false"),
+    (lambda: IMFConfig.from_dict({"token_decoder_layers": "1,2"}), "token_decoder_layers must be a list"),
+    (lambda: IMFConfig.from_dict({"token_decoder_layers": [1, [2]]}), r"token_decoder_layers\[1\] must be an integer"),
+    (lambda: IMFConfig.from_dict({"resolution": 64, "widht": 3}), "unknown model config key.*widht"),
+    (lambda: DataConfig.from_dict({"max_distance": 2.5}), "max_distance"),
+    (lambda: DataConfig.from_dict({"stills": "folder"}), "stills"),
+    (lambda: TrainConfig.from_dict({"optim": {"betas": [0.5]}}), "betas must have 2 values"),
+    (lambda: TrainConfig.from_dict({"run": {"batch_size": "8"}}), "batch_size must be an integer"),
+    (lambda: TrainConfig.from_dict({"loss": {"l1": None}}), "l1 must not be null"),
+    (lambda: TrainConfig.from_dict({"run": []}), "must be a mapping"),
+    (lambda: EditorTrainConfig.from_dict({"lr": "fast"}), "lr must be a number"),
+    (lambda: EditorConfig.from_dict({"d_m": 32, "cond_dim": 1.0}), "cond_dim must be an integer"),
+])
+def test_wrong_values_are_named(build, message):
+    with pytest.raises(ConfigError, match=message):
+        build()
+
+
+def test_deep_nesting_is_refused_without_recursion_errors():
+    deep: list = [1]
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(ConfigError, match="nested deeper"):
+        IMFConfig.from_dict({"token_decoder_layers": deep})
+
+
+def test_yaml_forms_are_accepted_and_round_trip():
+    cfg = TrainConfig.from_dict({"model": {"preset": "tiny-64"}, "loss": {"l1": 10},  # an int for a float
+                                 "optim": {"betas": [0.5, 0.999]}, "data": {"stills": ["a"], "stills_ratio": 0.5}})
+    assert cfg.loss.l1 == 10.0 and isinstance(cfg.loss.l1, float) and cfg.optim.betas == (0.5, 0.999)
+    again = TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg
+    model = IMFConfig.preset("tiny-64")
+    assert IMFConfig.from_dict(json.loads(json.dumps(model.to_dict()))) == model
