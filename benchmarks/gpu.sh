@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU benchmark of issue 7, prepared to run in under 5 minutes on one H100/H200:
+# The GPU benchmark, prepared to run in under 5 minutes on one H100/H200:
 #   paper-256 decode frames/s at batch 1, 8, 32 in bf16, with and without torch.compile;
 #   a training step's samples/s at batch 16 with AMP (bf16 autocast); peak memory; the device named.
 #

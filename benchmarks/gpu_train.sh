@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 12's GPU run: train small-128 (or paper-256) on the split-by-person face corpus on one GPU with AMP
+# The GPU training run: train small-128 (or paper-256) on the split-by-person face corpus on one GPU with AMP
 # for a time budget, then write the held-out report (benchmarks/learning.py report) beside the run's figures.
 #
 # Usage (from anywhere; runs against this checkout's src/):

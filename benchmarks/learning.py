@@ -1,4 +1,4 @@
-"""Does IMF learn motion on frames and people it never saw? Held-out figures on the face corpus (issue 12),
+"""Does IMF learn motion on frames and people it never saw? Held-out figures on the face corpus,
 each beside copy-the-reference and the mean training frame (protocol: ``imf.eval.generalisation``).
 
     # the learning curve of a training run: every checkpoint not yet measured (--watch: until killed)

@@ -1,4 +1,4 @@
-"""Effect of rate-aware fine-tuning of E_T (issue 4): token bits per frame and PSNR on held-out frames,
+"""Effect of rate-aware fine-tuning of E_T: token bits per frame and PSNR on held-out frames,
 before and after fine-tuning for a few λ, at the trained quality and its neighbours.
 
 Usage::

@@ -1,4 +1,4 @@
-"""Speed and memory of IMF on this machine (issue 7): the same library code as ``imf bench``.
+"""Speed and memory of IMF on this machine: the same library code as ``imf bench``.
 
 Usage::
 

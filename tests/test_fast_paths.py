@@ -1,4 +1,4 @@
-"""Every fast path of issue 7 against its plain path: SDPA on fused kernels for unequal head widths and
+"""Every inference fast path against its plain path: SDPA on fused kernels for unequal head widths and
 non-contiguous inputs, per-call choice of the modulated-conv path, channels-last convolutions."""
 
 import copy

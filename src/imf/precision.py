@@ -1,6 +1,6 @@
-"""Which autocast dtype a run gets: fast bf16 on a CPU is detected, never assumed (DESIGN §4).
+"""Which autocast dtype a run gets: fast bf16 on a CPU is detected, never assumed (docs/data.md).
 
-bf16 is fast on a CPU only where it has AVX512-BF16 or AMX (2.4× fp32 matmul on the machine of DESIGN §4);
+bf16 is fast on a CPU only where it has AVX512-BF16 or AMX (2.4× fp32 matmul on a Xeon with AMX);
 elsewhere PyTorch emulates it and it is several times *slower* than fp32. ``cpu_has_fast_bf16`` reads the
 CPU flags (``avx512_bf16``, ``amx_bf16`` in ``/proc/cpuinfo``) where that file exists and confirms them with
 a sub-second matmul probe (bf16 vs fp32); without ``/proc/cpuinfo`` (macOS, Windows) the probe alone

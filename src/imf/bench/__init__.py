@@ -1,4 +1,4 @@
-"""Speed and memory benchmarks (issue 7): per-stage timings against the machine's own matmul peak,
+"""Speed and memory benchmarks: per-stage timings against the machine's own matmul peak,
 streaming decode against ``forward``, peak memory, training throughput, and a GPU suite.
 
 Used by ``imf bench`` and ``benchmarks/speed.py`` (the same code); ``benchmarks/gpu.sh`` runs the GPU suite.

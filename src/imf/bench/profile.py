@@ -1,4 +1,4 @@
-"""Where a decode's time goes: torch.profiler's top operators by self time (the hot-spot list of issue 7)."""
+"""Where a decode's time goes: torch.profiler's top operators by self time."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Per preset: per-stage timings at each batch size (frames/s, GFLOP, GFLOP/s and the fraction of the
 machine's measured matmul peak), peak memory of decoding at each batch size, which SDPA kernels the
 decode runs, and streaming decode against ``forward`` per frame. Then training samples/s. Numbers only:
-nothing here asserts a speed; ``goals`` says which of issue 7's targets a run met.
+nothing here asserts a speed; ``goals`` says which of the speed goals a run met.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Per-stage timings of one model at one batch size, with FLOPs and the achieved rate.
 
-Stages (DESIGN §1): E_T (encoder side, per frame), E_F (per reference), IMF_D (per frame, and once per
+Stages: E_T (encoder side, per frame), E_F (per reference), IMF_D (per frame, and once per
 reference for t_r), IMF_A at each scale (per frame: cross-attention + transformer blocks), D_F (per frame);
 and the wholes: ``prepare_reference`` (per reference), ``decode`` (per frame, reference prepared once)
 and ``forward`` (per frame with the reference recomputed, as a non-streaming caller pays).

@@ -1,6 +1,6 @@
 """Streaming decode against calling ``forward`` per frame: same frames, same run, interleaved.
 
-Streaming (DESIGN §3): the reference is prepared once (``prepare_reference``), then each frame costs
+Streaming (docs/imf-format.md): the reference is prepared once (``prepare_reference``), then each frame costs
 ``decode(t_c, ref)``; the tokens t_c come from the encoder side and are not part of the decoder's time.
 Non-streaming: ``model(x_c, x_r)`` per frame recomputes E_F, E_T(x_r), IMF_D(t_r) and also E_T(x_c).
 

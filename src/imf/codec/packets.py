@@ -3,7 +3,7 @@
 Payload layout: ``u8 n`` (frames in the packet, 1..255), then the range coder's 32-bit words,
 little-endian. Within a packet, frames are coded in order, each as d symbols (plus escapes).
 
-Entropy models (DESIGN §1, the paper's offline / online modes):
+Entropy models (docs/imf-format.md; the paper's offline / online modes):
 - ``static``: every frame's symbols with the per-dimension static table;
 - ``temporal``: the residual of each symbol to the previous frame's symbol of the same dimension, with
   the per-dimension residual table. The first frame of a segment (after a keyframe) has no previous

@@ -1,4 +1,4 @@
-"""Rate-aware fine-tuning of E_T for the codec (issue 4, second training stage).
+"""Rate-aware fine-tuning of E_T for the codec (a second training stage).
 
 The first stage trains IMF for reconstruction only; the codec then quantizes its tokens. This stage
 fine-tunes the latent token encoder E_T (everything else frozen, the model kept in eval mode so no

@@ -1,4 +1,4 @@
-"""The offline face corpus: face-centred crops of every face clip and photo of DESIGN §4, split by person.
+"""The offline face corpus: face-centred crops of every face clip and photo listed in docs/data.md, split by person.
 
 ``build_corpus(out, size)`` writes::
 

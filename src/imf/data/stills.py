@@ -1,4 +1,4 @@
-"""Pseudo-video pairs from still face photos, and their mix with the real clips (issue 12: more identities).
+"""Pseudo-video pairs from still face photos, and their mix with the real clips (more identities than the clips have).
 
 A still photo gives one identity but no motion. ``StillPairs`` makes a (reference, current) pair of it by
 warping the photo twice, **independently**: each frame gets its own random affine (rotation ±12°, scale

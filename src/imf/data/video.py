@@ -3,7 +3,7 @@
 Conventions:
 - A frame in numpy is ``uint8`` of shape (H, W, 3), RGB. Frames are decoded one at a time: no function
   here holds a whole video in memory.
-- A frame batch in torch is ``float32`` of shape (B, 3, H, W) with values in [0, 1] (DESIGN §3).
+- A frame batch in torch is ``float32`` of shape (B, 3, H, W) with values in [0, 1] (docs/imf-format.md).
 - A "video" may be a video file (anything FFmpeg reads: mp4, avi, mov, mkv, webm, ...), a folder of
   png/jpg frames (sorted by name, numbers compared as numbers: ``f2.png`` before ``f10.png``), or a
   single image file (one frame). Frame folders and images have no frame rate of their own: ``probe``

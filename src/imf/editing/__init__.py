@@ -1,4 +1,4 @@
-"""Token manipulation (paper §3.4, DESIGN §1): control conditions, the editor ψ's training, use and evaluation.
+"""Token manipulation (paper §3.4): control conditions, the editor ψ's training, use and evaluation.
 
 - ``conditions``: the ``ConditionExtractor`` interface, condition files (.npy / .csv), ``--set`` parsing.
 - ``landmarks``: dlib's 68-point landmarks and face descriptors (models fetched from PyPI, offline after).

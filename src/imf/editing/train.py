@@ -1,4 +1,4 @@
-"""Training the token editor ψ on a frozen IMF (paper §3.4; DESIGN §1, token manipulation).
+"""Training the token editor ψ on a frozen IMF (paper §3.4).
 
 Pairs (x_s, x_t) are two frames of one clip (``PairDataset``: reference = source, current = target, no
 flips or colour jitter). From the source token t_s and the target frame's condition h_t, ψ predicts t̃;

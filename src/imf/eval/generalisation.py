@@ -1,4 +1,4 @@
-"""Held-out measurement: does the model rebuild motion on frames and people it never saw (issue 12)?
+"""Held-out measurement: does the model rebuild motion on frames and people it never saw?
 
 Corpus inputs (a folder written by ``imf.data.corpus.build_corpus``): ``corpus_clips`` reads one split's
 clips as ``Clip``s (all frames, or ``frames_per_clip`` evenly spaced ones, frame 0 first, the same on every

@@ -1,4 +1,4 @@
-"""Identity distance between face images with dlib's 128-d face descriptor (DESIGN §4).
+"""Identity distance between face images with dlib's 128-d face descriptor (docs/data.md).
 
 The descriptor is dlib's ResNet (``dlib_face_recognition_resnet_model_v1.dat``, from the PyPI sdist
 ``face-recognition-models``, see ``imf.editing.landmarks``); two faces of one person are usually closer than

@@ -1,4 +1,4 @@
-"""The parts of IMF, named after the paper's symbols (DESIGN §1)."""
+"""The parts of IMF, named after the paper's symbols."""
 
 from imf.models.alignment import ImplicitMotionAlignment
 from imf.models.discriminator import MultiScaleDiscriminator

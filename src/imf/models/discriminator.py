@@ -1,4 +1,4 @@
-"""The two-scale spectral-norm patch discriminator used for training (DESIGN §1)."""
+"""The two-scale spectral-norm patch discriminator used for training."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@
   their faster path per call (``ModulatedConv2d.fused = None``); attention already runs on SDPA's fused
   kernels (``imf.layers.attention``).
 BatchNorm is left unfolded: in eval mode it is one per-channel affine pass, under 0.5 % of a paper-256
-decode's time on CPU (torch.profiler, issue 7), and FeatResBlock's
+decode's time on CPU (torch.profiler), and FeatResBlock's
 pre-activation BN (BN → ReLU → conv) cannot be folded into a conv anyway.
 """
 

@@ -1,4 +1,4 @@
-"""Training losses of IMF (paper §3.3 / DESIGN §1): pixel L1, multi-scale VGG perceptual L1, hinge GAN.
+"""Training losses of IMF (paper §3.3): pixel L1, multi-scale VGG perceptual L1, hinge GAN.
 
 The paper's total is 10·L1 + 10·perceptual + 1·GAN; those three weights belong to the trainer's config.
 This module gives each term unweighted (the perceptual term carries its own per-layer weights).

@@ -1,4 +1,4 @@
-"""The IMF training loop (DESIGN §1): pairs (x_r, x_c) of one clip, x̂_c = IMF(x_c, x_r),
+"""The IMF training loop: pairs (x_r, x_c) of one clip, x̂_c = IMF(x_c, x_r),
 L = w_l1·L1 + w_p·multi-scale VGG + w_gan·hinge GAN, Adam, EMA, AMP on GPU, DDP under torchrun.
 
 Read top to bottom: ``Trainer.__init__`` builds everything, ``fit`` loops ``train_step``; validation,
