@@ -182,3 +182,26 @@ def test_quality_for_token_rate(tables):
     assert tables.quality_for_token_rate(kbps_at_6 * 0.999, fps) == 2
     assert tables.quality_for_token_rate(1e-9, fps) == 2  # nothing fits: the coarsest level
     assert tables.quality_for_token_rate(1e9, fps, "static") == 10
+
+
+@pytest.mark.parametrize("mode", ["static", "temporal"])
+def test_token_codec_compress_decompress(tables, mode):
+    """CompressAI's shape: compress(tokens) -> (bytes, tokens_hat); a second codec decompresses the same
+    tokens_hat from the bytes alone, packet after packet and across a reset (a keyframe)."""
+    import torch
+
+    from imf.codec import TokenCodec
+
+    tokens = torch.from_numpy(np.concatenate(_random_walk_tokens(np.random.default_rng(1), n_sources=1, length=24)))
+    sender, receiver = TokenCodec(tables, 6, mode), TokenCodec(tables, 6, mode)
+    for start, stop, reset in ((0, 8, False), (8, 13, False), (13, 24, True)):
+        if reset:
+            sender.reset()
+            receiver.reset()
+        payload, tokens_hat = sender.compress(tokens[start:stop])
+        assert isinstance(payload, bytes) and tokens_hat.shape == (stop - start, D)
+        step = torch.from_numpy(sender.quantizer.step)
+        assert ((tokens_hat - tokens[start:stop]).abs() <= step / 2 + 1e-5).all()  # within half a step
+        torch.testing.assert_close(receiver.decompress(payload), tokens_hat, rtol=0, atol=0)
+    with pytest.raises(CheckpointError):
+        TokenCodec(tables, 5, mode)  # not a fitted quality

@@ -4,7 +4,8 @@ A keyframe (reference frame) is intra-coded with a still-image codec; every othe
 token, quantized per dimension (:mod:`.quantizer`) and range coded with integer probability tables
 (:mod:`.entropy`, static or temporal model, :mod:`.packets`) fitted on training tokens (:mod:`.fit`) and
 stored beside the model (:mod:`.tables`). :mod:`.bitstream` is the container, :mod:`.encoder` and
-:mod:`.decoder` run the model closed loop.
+:mod:`.decoder` run the model closed loop on a :class:`TokenCodec` (quantize + range code one token stream:
+``compress(tokens) -> (bytes, tokens_hat)``, ``decompress(bytes) -> tokens_hat``).
 
 Typical use::
 
@@ -20,7 +21,8 @@ from imf.codec.fit import fit_codec, fit_tables
 from imf.codec.quantizer import DEFAULT_QUALITIES, DEFAULT_QUALITY, TokenQuantizer, step_scale
 from imf.codec.stats import EncodeStats
 from imf.codec.tables import CodecTables, has_tables, load_tables
+from imf.codec.token_codec import TokenCodec
 
 __all__ = ["FORMAT_VERSION", "ImfHeader", "decode_file", "iter_units", "read_header", "encode_frames",
            "encode_video", "fit_codec", "fit_tables", "DEFAULT_QUALITIES", "DEFAULT_QUALITY", "TokenQuantizer",
-           "step_scale", "EncodeStats", "CodecTables", "has_tables", "load_tables"]
+           "step_scale", "EncodeStats", "CodecTables", "has_tables", "load_tables", "TokenCodec"]

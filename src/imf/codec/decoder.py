@@ -22,9 +22,9 @@ import torch
 
 from imf.codec.bitstream import KEYFRAME, TOKENS, BitstreamReader, ImfHeader
 from imf.codec.keyframe import decode_keyframe
-from imf.codec.packets import TokenCoder
 from imf.codec.quantizer import TokenQuantizer
 from imf.codec.tables import CodecTables
+from imf.codec.token_codec import TokenCodec
 from imf.devices import model_device
 from imf.errors import BitstreamError, CheckpointError
 
@@ -81,20 +81,20 @@ def iter_units(f: BinaryIO, *, tables: CodecTables, name: str = "input") -> Iter
     reader = BitstreamReader(f, name)
     header = reader.header
     check_tables(header, tables, name)
-    coder = TokenCoder(tables.level(header.quality), header.entropy)
+    codec = TokenCodec(tables, header.quality, header.entropy)
     count = 0
     have_reference = False
     for record in reader.records():
         if record.kind == KEYFRAME:
             image = decode_keyframe(record.payload, codec=header.keyframe_codec,
                                     width=header.width, height=header.height)
-            coder.reset()
+            codec.reset()
             have_reference = True
             units = [("keyframe", image)]
         elif record.kind == TOKENS:
             if not have_reference:
                 raise BitstreamError(f"{name}: token packet at byte {record.offset} before any keyframe")
-            units = [("tokens", row) for row in coder.decode_packet(record.payload)]
+            units = [("tokens", row) for row in codec.decode_symbols(record.payload)]
         else:  # pragma: no cover - the reader yields only these two kinds
             raise BitstreamError(f"{name}: unexpected record type {record.kind}")
         count += len(units)

@@ -28,11 +28,12 @@ from imf.codec.bitstream import KEYFRAME, TOKENS, BitstreamWriter, ImfHeader
 from imf.codec.decoder import prepare_reference, reconstruct_frame
 from imf.codec.keyframe import (DEFAULT_KEYFRAME_CODEC, DEFAULT_KEYFRAME_QUALITY, KEYFRAME_CODECS, decode_keyframe,
                                 encode_keyframe, keyframe_codec_available)
-from imf.codec.packets import ENTROPY_MODES, MAX_PACKET_FRAMES, TokenCoder
+from imf.codec.packets import ENTROPY_MODES, MAX_PACKET_FRAMES
 from imf.codec.quantizer import DEFAULT_QUALITY
 from imf.codec.scenecut import DEFAULT_SCENE_CUT_THRESHOLD, SceneCutDetector
 from imf.codec.stats import EncodeStats
 from imf.codec.tables import CodecTables
+from imf.codec.token_codec import TokenCodec
 from imf.devices import model_device
 from imf.errors import CheckpointError, ConfigError, InputError
 from imf.eval.domain import CopyComparer
@@ -105,8 +106,7 @@ def encode_frames(
                    keyframe_codec, keyframe_quality, tables, model, identity)
     model.eval()
     size = model.config.resolution
-    level = tables.level(quality)
-    coder = TokenCoder(level, entropy)
+    codec = TokenCodec(tables, quality, entropy)
     detector = SceneCutDetector(scene_cut_threshold)
     fps = Fraction(fps).limit_denominator(1001)
     header = ImfHeader(identity, tables.identity(), size, size, fps, 0, quality, entropy,
@@ -128,7 +128,7 @@ def encode_frames(
             def flush() -> None:
                 nonlocal estimate, packets
                 if pending:
-                    payload, bits = coder.encode_packet(np.stack(pending))  # (n, d)
+                    payload, bits = codec.encode_symbols(np.stack(pending))  # (n, d)
                     writer.write_record(TOKENS, payload)
                     estimate += bits
                     packets += 1
@@ -143,8 +143,8 @@ def encode_frames(
                 key = (reference is None or cut
                        or (max_keyframe_interval is not None and i - keyframes[-1] >= max_keyframe_interval))
                 if not key:
-                    symbols = _token_symbols(model, level.quantizer, frame)
-                    recon = reconstruct_frame(model, level.quantizer, symbols, reference)
+                    symbols = _token_symbols(model, codec, frame)
+                    recon = reconstruct_frame(model, codec.quantizer, symbols, reference)
                     key = min_quality_psnr is not None and psnr_uint8(recon, frame) < min_quality_psnr
                     if not key:  # only frames that go out as tokens: a keyframe is no test of the model
                         copy_check.add(frame, recon, ref_image)
@@ -154,7 +154,7 @@ def encode_frames(
                     recon = decode_keyframe(data, codec=keyframe_codec, width=size, height=size)
                     writer.write_record(KEYFRAME, data)
                     reference, ref_image = prepare_reference(model, recon), recon
-                    coder.reset()
+                    codec.reset()
                     keyframes.append(i)
                 else:
                     pending.append(symbols)
@@ -180,7 +180,7 @@ def encode_frames(
         keyframe_indices=keyframes, copy_check=copy_check.result())
 
 
-def _token_symbols(model, quantizer, frame: np.ndarray) -> np.ndarray:
+def _token_symbols(model, codec: TokenCodec, frame: np.ndarray) -> np.ndarray:
     """Quantized token of one uint8 frame: (d,) int64."""
     import torch
 
@@ -188,7 +188,7 @@ def _token_symbols(model, quantizer, frame: np.ndarray) -> np.ndarray:
 
     with torch.inference_mode():
         token = model.encode_token(to_tensor(frame).to(model_device(model)))  # (1, d)
-    return quantizer.quantize(token)[0]
+    return codec.quantize(token)[0]
 
 
 def encode_video(
