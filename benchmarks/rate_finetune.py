@@ -74,7 +74,8 @@ def measure(model, tables, qualities: list[int], reference: np.ndarray, frames: 
 def run(args: argparse.Namespace) -> dict:
     import imf
     from imf.codec import fit_codec, has_tables, load_tables
-    from imf.codec.rate_finetune import RateFinetuneConfig, finetune_rate, refit_tables, training_frames
+    from imf.codec.rate_model import refit_tables
+    from imf.train.rate import RateFinetuneConfig, finetune_rate, training_frames
     from imf.data.dataset import DataConfig, PairDataset, held_out_frames
 
     torch.set_num_threads(args.threads)

@@ -1,4 +1,4 @@
-"""Rate-aware fine-tuning of E_T (imf.codec.rate_finetune) and `imf codec finetune`, on a random tiny-64 model."""
+"""Rate-aware fine-tuning of E_T (imf.train.rate) and `imf codec finetune`, on a random tiny-64 model."""
 
 import copy
 
@@ -9,11 +9,11 @@ import torch
 import imf
 from imf.cli import main
 from imf.codec import fit_codec, has_tables, load_tables
-from imf.codec.rate_finetune import (LaplaceRateModel, RateFinetuneConfig, finetune_rate, laplace_bin_log2p,
-                                     refit_tables)
+from imf.codec.rate_model import LaplaceRateModel, laplace_bin_log2p, refit_tables
 from imf.data.dataset import DataConfig, PairDataset
 from imf.data.video import VideoWriter
 from imf.errors import ConfigError
+from imf.train.rate import RateFinetuneConfig, finetune_rate
 
 N_FRAMES = 12
 QUALITY = 5

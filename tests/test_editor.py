@@ -96,7 +96,7 @@ def tiny_run(tmp_path, monkeypatch, tiny_model):
 
 
 def _config(**kw):
-    from imf.editing.train_config import EditorTrainConfig
+    from imf.train.editor_config import EditorTrainConfig
 
     base = dict(conditions=("c0", "c1"), condition_source="file", hidden=16, layers=2, batch_size=2,
                 perceptual=1.0, perceptual_pretrained=False, perceptual_scales=(1.0,), val_batches=1,
@@ -109,7 +109,7 @@ def _state_bytes(model: torch.nn.Module) -> dict[str, bytes]:
 
 
 def test_training_keeps_imf_frozen_and_moves_the_editor(tiny_run):
-    from imf.editing.train import EditorTrainer
+    from imf.train.editor import EditorTrainer
 
     trainer = EditorTrainer(_config(), tiny_run / "model", [str(tiny_run / "clip")], tiny_run / "run", progress=False)
     frozen_before = _state_bytes(trainer.model)
@@ -133,7 +133,7 @@ def test_training_keeps_imf_frozen_and_moves_the_editor(tiny_run):
 
 
 def test_resume_continues_the_same_run(tiny_run):
-    from imf.editing.train import EditorTrainer
+    from imf.train.editor import EditorTrainer
 
     data = [str(tiny_run / "clip")]
     straight = EditorTrainer(_config(), tiny_run / "model", data, tiny_run / "a", progress=False)
@@ -149,7 +149,7 @@ def test_resume_continues_the_same_run(tiny_run):
 
 
 def test_user_conditions_of_wrong_width_are_refused(tiny_run):
-    from imf.editing.train import EditorTrainer
+    from imf.train.editor import EditorTrainer
     from imf.errors import InputError
 
     np.save(tiny_run / "clip.conditions.npy", np.zeros((6, 3), np.float32))

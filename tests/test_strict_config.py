@@ -9,7 +9,7 @@ import pytest
 
 from imf.config import IMFConfig
 from imf.data.dataset import DataConfig
-from imf.editing.train_config import EditorTrainConfig
+from imf.train.editor_config import EditorTrainConfig
 from imf.errors import ConfigError
 from imf.models.editor import EditorConfig
 from imf.train.config import TrainConfig

@@ -1,4 +1,4 @@
-"""``imf codec finetune``: rate-aware fine-tuning of E_T (:mod:`imf.codec.rate_finetune`).
+"""``imf codec finetune``: rate-aware fine-tuning of E_T (:mod:`imf.train.rate`).
 
 Added under ``imf codec`` by :func:`imf.cli.codec.register` through :func:`add_parser`.
 """
@@ -23,7 +23,7 @@ def _fraction_arg(text: str) -> float:
 def add_parser(csub: argparse._SubParsersAction) -> None:
     """Add ``finetune`` to the ``imf codec`` subcommands."""
     from imf.codec.quantizer import DEFAULT_QUALITY
-    from imf.codec.rate_finetune import RateFinetuneConfig
+    from imf.train.rate import RateFinetuneConfig
 
     d = RateFinetuneConfig()
     p = csub.add_parser(
@@ -59,7 +59,7 @@ def add_parser(csub: argparse._SubParsersAction) -> None:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
-    from imf.codec.rate_finetune import FINETUNE_JSON, RateFinetuneConfig, finetune_checkpoint
+    from imf.train.rate import FINETUNE_JSON, RateFinetuneConfig, finetune_checkpoint
     from imf.data.dataset import DataConfig
 
     config = RateFinetuneConfig(

@@ -190,8 +190,8 @@ def run_edit(args: argparse.Namespace) -> int:
 
 
 def run_train_editor(args: argparse.Namespace) -> int:
-    from imf.editing.train import EditorTrainer
-    from imf.editing.train_config import EditorTrainConfig
+    from imf.train.editor import EditorTrainer
+    from imf.train.editor_config import EditorTrainConfig
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = EditorTrainConfig.from_yaml(args.config) if args.config else EditorTrainConfig()

@@ -4,7 +4,8 @@
 - ``landmarks``: dlib's 68-point landmarks and face descriptors (models fetched from PyPI, offline after).
 - ``measures``: head pose (solvePnP) and eye / mouth openness; ``LandmarkConditions``, the built-in extractor.
 - ``clip_conditions``: per-frame conditions of whole clips, cached; user condition files beside clips.
-- ``train_config`` / ``train``: training ψ on a frozen IMF.
+- training ψ on a frozen IMF lives with the other training loops: ``imf.train.editor`` (``EditorTrainer``)
+  and ``imf.train.editor_config`` (``EditorTrainConfig``, re-exported here).
 - ``pipeline``: editing a source image (crop, measure, ψ, decode).
 - ``evaluate``: condition error and identity on held-out frames.
 
@@ -14,7 +15,7 @@
 from imf.editing.conditions import (ConcatConditions, ConditionExtractor, ConditionTrack, check_track, parse_set,
                                     read_condition_file, reorder, write_condition_csv)
 from imf.editing.measures import LANDMARK_MEASURES, LandmarkConditions, head_pose, landmark_measures
-from imf.editing.train_config import EditorTrainConfig
+from imf.train.editor_config import EditorTrainConfig
 
 __all__ = [
     "ConcatConditions", "ConditionExtractor", "ConditionTrack", "check_track", "parse_set", "read_condition_file",

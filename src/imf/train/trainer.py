@@ -35,6 +35,7 @@ from imf.train.config import TrainConfig
 from imf.train.distributed import (DistInfo, ResumableSampler, SeededItems, all_true, average_buffers,
                                    init_distributed, mean_across)
 from imf.train.ema import EMA
+from imf.train.loop import LoopState, due, resumable_loader, run_steps
 from imf.train.losses import PerceptualLossConfig, VGGPerceptualLoss, d_hinge_loss, g_hinge_loss
 from imf.train.schedule import lr_factor
 
@@ -107,7 +108,7 @@ class Trainer:
             raise IMFError(f"the training split has {len(self.train_set)} pairs, fewer than one global batch "
                            f"({run.batch_size})")
         self.sampler = ResumableSampler(len(self.train_set), self.dist, run.seed)
-        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.state = LoopState()
         self.nonfinite_in_a_row = 0
         self.history: list[dict[str, float]] = []
 
@@ -124,7 +125,7 @@ class Trainer:
 
     # ---- state ---------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+        return {**self.state.state_dict(),
                 "world_size": self.dist.world_size,
                 "generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
                 "ema": self.ema.state_dict(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
@@ -140,12 +141,11 @@ class Trainer:
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.scaler.load_state_dict(state["scaler"])
-        self.step, self.epoch = int(state["step"]), int(state["epoch"])
-        self.batch_in_epoch = int(state["batch_in_epoch"])
+        self.state.load_state_dict(state)
         if int(state["world_size"]) != self.dist.world_size:
             log.warning("resuming on %d rank(s) a run saved on %d: the data position restarts the epoch",
                         self.dist.world_size, int(state["world_size"]))
-            self.batch_in_epoch = 0
+            self.state.batch_in_epoch = 0
         self.nonfinite_in_a_row = int(state["nonfinite_in_a_row"])
         set_rng_state(state["rng"])
         if self.dist.is_main:
@@ -265,12 +265,14 @@ class Trainer:
         return torch.cat(list(rows), dim=1).cpu()  # (3, n·S, 3S)
 
     # ---- the loop ------------------------------------------------------------------------------------
+    @property
+    def step(self) -> int:
+        """Optimizer steps taken (the run's position is ``self.state``)."""
+        return self.state.step
+
     def _loader(self) -> DataLoader:
-        self.sampler.set_position(self.epoch, self.batch_in_epoch * self.local_batch)
-        return DataLoader(SeededItems(self.train_set, self.config.run.seed), batch_size=self.local_batch,
-                          sampler=self.sampler, num_workers=self.config.run.num_workers, drop_last=True,
-                          pin_memory=self.device.type == "cuda",
-                          persistent_workers=False)
+        return resumable_loader(self.train_set, self.sampler, self.state, self.local_batch, self.config.run.seed,
+                                num_workers=self.config.run.num_workers, pin_memory=self.device.type == "cuda")
 
     def save(self) -> Path | None:
         if not self.dist.is_main:
@@ -292,52 +294,42 @@ class Trainer:
             raise IMFError(f"max_minutes must be > 0, got {max_minutes}")
         loop_start, first_step = time.monotonic(), self.step
         deadline = None if max_minutes is None else loop_start + 60.0 * max_minutes
-        stopped_by = "max_steps"
         bar = progress_bar(total=max_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
-                   enabled=self.progress and self.dist.is_main)
-        t_last, samples_since = time.perf_counter(), 0
-        last_batch = None
-        while self.step < max_steps:
-            loader = self._loader()
-            if len(loader) == 0:  # the epoch was already finished
-                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-                continue
-            for batch in loader:
-                if self.step >= max_steps:
-                    break
-                metrics = self.train_step(batch)
-                self.batch_in_epoch += 1
-                last_batch = batch
-                if metrics is None:
-                    continue
-                self.step += 1
-                samples_since += run.batch_size
-                metrics["step"] = self.step
-                self.history.append(metrics)
+                           enabled=self.progress and self.dist.is_main)
+        rate = {"t": time.perf_counter(), "samples": 0}
+        last: dict[str, Any] = {}
+
+        def after_step(metrics: dict[str, float], batch) -> None:
+            last["batch"] = batch
+            rate["samples"] += run.batch_size
+            self.history.append(metrics)
+            if self.dist.is_main:
+                self._log(metrics, bar)
+                if due(self.step, run.log_every):
+                    now = time.perf_counter()
+                    sps = rate["samples"] / max(now - rate["t"], 1e-9)
+                    rate.update(t=now, samples=0)
+                    bar.set_postfix(loss=f"{metrics['loss']:.3f}", l1=f"{metrics['l1']:.4f}", samples_s=f"{sps:.1f}")
+                    self.writer.add_scalar("train/samples_per_s", sps, self.step)
+                if due(self.step, run.image_every):
+                    self.writer.add_image("reference|current|reconstruction", self.image_grid(batch), self.step)
+                if due(self.step, run.val_every):
+                    self._validate_and_log()
+                if due(self.step, run.checkpoint_every):
+                    self.save()
+            bar.update(1)
+
+        def should_stop() -> str | None:
+            if callback is not None and callback(self):
+                return "callback"
+            if deadline is not None and not all_true(time.monotonic() < deadline, self.dist, self.device):
                 if self.dist.is_main:
-                    self._log(metrics, bar)
-                    if self.step % run.log_every == 0:
-                        now = time.perf_counter()
-                        sps = samples_since / max(now - t_last, 1e-9)
-                        t_last, samples_since = now, 0
-                        bar.set_postfix(loss=f"{metrics['loss']:.3f}", l1=f"{metrics['l1']:.4f}",
-                                        samples_s=f"{sps:.1f}")
-                        self.writer.add_scalar("train/samples_per_s", sps, self.step)
-                    if self.step % run.image_every == 0:
-                        self.writer.add_image("reference|current|reconstruction", self.image_grid(batch), self.step)
-                    if self.step % run.val_every == 0:
-                        self._validate_and_log()
-                    if self.step % run.checkpoint_every == 0:
-                        self.save()
-                bar.update(1)
-                if callback is not None and callback(self):
-                    max_steps, stopped_by = self.step, "callback"
-                if deadline is not None and not all_true(time.monotonic() < deadline, self.dist, self.device):
-                    max_steps, stopped_by = self.step, "max_minutes"
-                    if self.dist.is_main:
-                        log.info("--max-minutes %g reached at step %d: saving and exporting", max_minutes, self.step)
-            else:
-                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                    log.info("--max-minutes %g reached at step %d: saving and exporting", max_minutes, self.step)
+                return "max_minutes"
+            return None
+
+        stopped_by = run_steps(self.state, max_steps, self._loader, self.train_step, after_step=after_step,
+                               should_stop=should_stop)
         bar.close()
         summary: dict[str, Any] = {"step": self.step, "stopped_by": stopped_by, "steps_run": self.step - first_step,
                                    "loop_seconds": round(time.monotonic() - loop_start, 2)}
@@ -346,8 +338,8 @@ class Trainer:
             val = self._validate_and_log()
             if val:
                 summary.update(val)
-            if last_batch is not None:
-                self.writer.add_image("reference|current|reconstruction", self.image_grid(last_batch), self.step)
+            if "batch" in last:
+                self.writer.add_image("reference|current|reconstruction", self.image_grid(last["batch"]), self.step)
             self.ema.model.save_pretrained(self.run_dir / "model")
             self.writer.flush()
             summary["model"] = str(self.run_dir / "model")

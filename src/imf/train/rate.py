@@ -1,4 +1,4 @@
-"""Rate-aware fine-tuning of E_T for the codec (a second training stage).
+"""Rate-aware fine-tuning of E_T for the codec (a second training stage), on the shared loop (``imf.train.loop``).
 
 The first stage trains IMF for reconstruction only; the codec then quantizes its tokens. This stage
 fine-tunes the latent token encoder E_T (everything else frozen, the model kept in eval mode so no
@@ -35,23 +35,23 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
 
-from imf.codec.fit import Source, collect_tokens, fit_codec, fit_tables
+from imf.codec.fit import fit_codec
 from imf.codec.quantizer import DEFAULT_QUALITY, TokenQuantizer, step_scale
+from imf.codec.rate_model import LaplaceRateModel, refit_tables
 from imf.codec.tables import CodecTables, has_tables, load_tables
 from imf.data.dataset import DataConfig, PairDataset
 from imf.devices import model_device
 from imf.errors import ConfigError, IMFError
 from imf.progress import progress_bar
+from imf.train.loop import LoopState, run_steps
 
 FINETUNE_JSON = "rate_finetune.json"
-_MIN_SCALE = 1e-3  # lower bound of the Laplace scale, in quantization steps
 
 
 @dataclass(frozen=True)
@@ -104,46 +104,6 @@ class RateFinetuneConfig:
         return dataclasses.asdict(self)
 
 
-# ------------------------------------------------------------------------------------ rate model
-def laplace_bin_log2p(z: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
-    """log2 of the probability mass of the unit bin [z - 1/2, z + 1/2] under Laplace(loc, scale).
-
-    z (..., d); loc, scale (d,) broadcast. Closed form in log space, so the far tails never underflow
-    (hand-written: no installed library has a discretized Laplace; CompressAI is not a dependency):
-      |z - loc| >= 1/2:  P = 1/2 exp(-(|z - loc| - 1/2)/b) (1 - exp(-1/b))
-      |z - loc| <  1/2:  P = 1 - exp(-1/(2b)) cosh(|z - loc|/b) = -(expm1(-(1/2 - d)/b) + expm1(-(1/2 + d)/b))/2
-    """
-    d = (z - loc).abs()
-    d_far = d.clamp_min(0.5)
-    log_far = math.log(0.5) - (d_far - 0.5) / scale + torch.log(-torch.expm1(-1.0 / scale))
-    d_near = d.clamp_max(0.5)
-    p_near = -0.5 * (torch.expm1(-(0.5 - d_near) / scale) + torch.expm1(-(0.5 + d_near) / scale))
-    log_near = torch.log(p_near.clamp_min(1e-30))
-    return torch.where(d >= 0.5, log_far, log_near) / math.log(2.0)
-
-
-class LaplaceRateModel(nn.Module):
-    """Learned per-dimension discretized Laplace over normalised tokens z (units of quantization steps).
-
-    loc, log_scale: (d,) parameters. ``bits(z)`` -> (B,) code length per frame of z (B, d).
-    """
-
-    def __init__(self, dim: int, init_scale: float = 1.0):
-        super().__init__()
-        self.loc = nn.Parameter(torch.zeros(dim))
-        self.log_scale = nn.Parameter(torch.full((dim,), math.log(max(init_scale, _MIN_SCALE))))
-
-    def scale(self) -> Tensor:
-        return self.log_scale.exp().clamp_min(_MIN_SCALE)
-
-    def bits(self, z: Tensor, detach_params: bool = False) -> Tensor:
-        """-Σ_j log2 P_j(bin of z_j): (B, d) -> (B,). detach_params: no gradient to loc/scale."""
-        loc, scale = self.loc, self.scale()
-        if detach_params:
-            loc, scale = loc.detach(), scale.detach()
-        return -laplace_bin_log2p(z, loc, scale).sum(dim=-1)
-
-
 # --------------------------------------------------------------------------------- fine-tuning
 @dataclass
 class RateFinetuneResult:
@@ -158,12 +118,6 @@ class RateFinetuneResult:
     def mean_of_last(self, key: str, fraction: float = 0.1) -> float:
         tail = self.history[-max(1, int(len(self.history) * fraction)):]
         return float(np.mean([h[key] for h in tail]))
-
-
-def _batches(loader: torch.utils.data.DataLoader) -> Iterator[dict[str, Any]]:
-    """Batches of the loader forever (a new shuffle each pass)."""
-    while True:
-        yield from loader
 
 
 def finetune_rate(model, tables: CodecTables, pairs: PairDataset, config: RateFinetuneConfig, *,
@@ -203,39 +157,47 @@ def finetune_rate(model, tables: CodecTables, pairs: PairDataset, config: RateFi
                             {"params": rate_model.parameters(), "lr": config.rate_lr}])
     loader = torch.utils.data.DataLoader(pairs, batch_size=config.batch_size, shuffle=True,
                                          drop_last=len(pairs) >= config.batch_size, num_workers=0)
+    if len(loader) == 0:
+        raise IMFError("rate fine-tuning: no training pairs")
     history: list[dict[str, float]] = []
-    batches = _batches(loader)
-    bar = progress_bar(range(config.max_steps), desc=f"rate fine-tuning (λ={config.lambda_rate:g}, q{config.quality})",
-               unit="step", enabled=progress)
-    try:
-        for step_index in bar:
-            batch = next(batches)
-            x_r = batch["reference"].to(device)  # (B, 3, S, S)
-            x_c = batch["current"].to(device)
-            ref = model.prepare_reference(x_r)
-            z = (model.encode_token(x_c) - center) / step  # (B, d) in quantization steps
-            z_noisy = z + torch.rand_like(z) - 0.5
-            x_hat = model.decode(center + z_noisy * step, ref)
-            l1 = F.l1_loss(x_hat, x_c)
-            perc = perceptual(x_hat, x_c) if perceptual is not None else l1.new_zeros(())
-            bits = rate_model.bits(z_noisy, detach_params=True).mean()  # gradient to E_T only
-            rate_fit = rate_model.bits(z_noisy.detach()).mean()  # gradient to the rate model only
-            loss = config.l1_weight * l1 + config.perceptual_weight * perc + config.lambda_rate * bits
-            if not torch.isfinite(loss + rate_fit):
-                raise IMFError(f"rate fine-tuning diverged: non-finite loss at step {step_index}")
-            opt.zero_grad(set_to_none=True)
-            (loss + rate_fit).backward()
-            if config.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(encoder_params, config.grad_clip)
-            opt.step()
-            with torch.no_grad():
-                bits_rounded = float(rate_model.bits(torch.round(z)).mean())
-            record = {"loss": loss.item(), "l1": l1.item(), "perceptual": perc.item(), "bits": bits.item(),
-                      "bits_rounded": bits_rounded}
-            history.append(record)
-            bar.set_postfix(l1=f"{record['l1']:.4f}", bits=f"{bits_rounded:.1f}", refresh=False)
-            if callback is not None:
-                callback(step_index, record)
+    bar = progress_bar(total=config.max_steps, desc=f"rate fine-tuning (λ={config.lambda_rate:g}, q{config.quality})",
+                       unit="step", enabled=progress)
+    state = LoopState()
+
+    def step_fn(batch: dict[str, Any]) -> dict[str, float]:
+        x_r = batch["reference"].to(device)  # (B, 3, S, S)
+        x_c = batch["current"].to(device)
+        ref = model.prepare_reference(x_r)
+        z = (model.encode_token(x_c) - center) / step  # (B, d) in quantization steps
+        z_noisy = z + torch.rand_like(z) - 0.5
+        x_hat = model.decode(center + z_noisy * step, ref)
+        l1 = F.l1_loss(x_hat, x_c)
+        perc = perceptual(x_hat, x_c) if perceptual is not None else l1.new_zeros(())
+        bits = rate_model.bits(z_noisy, detach_params=True).mean()  # gradient to E_T only
+        rate_fit = rate_model.bits(z_noisy.detach()).mean()  # gradient to the rate model only
+        loss = config.l1_weight * l1 + config.perceptual_weight * perc + config.lambda_rate * bits
+        if not torch.isfinite(loss + rate_fit):
+            raise IMFError(f"rate fine-tuning diverged: non-finite loss at step {state.step}")
+        opt.zero_grad(set_to_none=True)
+        (loss + rate_fit).backward()
+        if config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(encoder_params, config.grad_clip)
+        opt.step()
+        with torch.no_grad():
+            bits_rounded = float(rate_model.bits(torch.round(z)).mean())
+        return {"loss": loss.item(), "l1": l1.item(), "perceptual": perc.item(), "bits": bits.item(),
+                "bits_rounded": bits_rounded}
+
+    def after_step(metrics: dict[str, float], batch) -> None:
+        record = {k: v for k, v in metrics.items() if k != "step"}
+        history.append(record)
+        bar.update(1)
+        bar.set_postfix(l1=f"{record['l1']:.4f}", bits=f"{record['bits_rounded']:.1f}", refresh=False)
+        if callback is not None:
+            callback(state.step - 1, record)
+
+    try:  # an epoch is a new shuffle of the pairs (the global generator, seeded above)
+        run_steps(state, config.max_steps, lambda: loader, step_fn, after_step=after_step)
     finally:
         bar.close()
         for name, p in model.named_parameters():
@@ -244,27 +206,6 @@ def finetune_rate(model, tables: CodecTables, pairs: PairDataset, config: RateFi
     return RateFinetuneResult(
         steps=len(history), history=history,
         rate_model={"loc": rate_model.loc.detach().cpu().tolist(), "scale": rate_model.scale().detach().cpu().tolist()})
-
-
-# ------------------------------------------------------------------------------------ tables
-def refit_tables(model, sources: Sequence[Source], base: CodecTables, *, qualities: Sequence[int] | None = None,
-                 fraction: tuple[float, float] = (0.0, 1.0), batch_size: int = 16, progress: bool = True,
-                 info: dict | None = None) -> CodecTables:
-    """Entropy tables of ``model``'s tokens on ``sources`` with ``base``'s quantizer (center and spread) kept.
-
-    Like :func:`imf.codec.fit.fit_tables` (same static/temporal tables and measured bits per frame)
-    except that center and spread are not re-measured. qualities: default those of ``base``.
-    """
-    from imf.checkpoint import model_hash
-
-    qualities = sorted(set(int(q) for q in (qualities or base.qualities)))
-    tokens = collect_tokens(model, sources, fraction=fraction, batch_size=batch_size, progress=progress)
-    names = [Path(s).name if not isinstance(s, np.ndarray) else f"array{tuple(s.shape)}" for s in sources]
-    meta = {"sources": names, "fraction": list(fraction),
-            "quantizer": "kept from tables fitted for model " + (base.model_hash[:16] or "(unknown)")}
-    meta.update(info or {})
-    return fit_tables(tokens, qualities=qualities, model_hash=model_hash(model), info=meta,
-                      quantizer=(base.center, base.spread))
 
 
 # ------------------------------------------------------------------------------- checkpoints

@@ -2,7 +2,7 @@
 
 Pairs (x_s, x_t) are two frames of one clip (``PairDataset``: reference = source, current = target, no
 flips or colour jitter). From the source token t_s and the target frame's condition h_t, ψ predicts t̃;
-the loss (``imf.editing.train_config``) compares t̃ with the target token t_t = E_T(x_t) and the frame
+the loss (``imf.train.editor_config``) compares t̃ with the target token t_t = E_T(x_t) and the frame
 decoded from t̃ through the frozen IMF with x_t. Only ψ is trained: the IMF's parameters have
 requires_grad False and it stays in eval mode (its weights are compared byte for byte in the tests).
 
@@ -35,12 +35,13 @@ from imf.data.frame_cache import load_frames
 from imf.devices import resolve_device
 from imf.editing.clip_conditions import clip_file_conditions, measure_clip
 from imf.editing.measures import LandmarkConditions
-from imf.editing.train_config import EditorTrainConfig
 from imf.errors import CheckpointError, IMFError, InputError
 from imf.models.editor import EditorConfig, TokenEditor
 from imf.progress import progress_bar
 from imf.train.checkpointing import load_latest, rng_state, save_checkpoint, set_rng_state
 from imf.train.distributed import DistInfo, ResumableSampler, SeededItems
+from imf.train.editor_config import EditorTrainConfig
+from imf.train.loop import LoopState, due, resumable_loader, run_steps
 from imf.train.losses import PerceptualLossConfig, VGGPerceptualLoss
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ class EditorTrainer:
                 scales=config.perceptual_scales, pretrained=config.perceptual_pretrained)).to(self.device)
 
         self.sampler = ResumableSampler(len(self.train_set), DistInfo(), config.seed)
-        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.state = LoopState()
         self.history: list[dict[str, float]] = []
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "editor_train.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
@@ -139,7 +140,7 @@ class EditorTrainer:
 
     # ---- state ---------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+        return {**self.state.state_dict(),
                 "editor": self.editor.state_dict(), "opt": self.opt.state_dict(), "rng": rng_state(),
                 "config": json.dumps(self.config.to_dict()), "model_hash": self.model_hash}
 
@@ -155,8 +156,7 @@ class EditorTrainer:
                                       f"the config now says {self.config.to_dict()[key]!r}")
         self.editor.load_state_dict(state["editor"])
         self.opt.load_state_dict(state["opt"])
-        self.step, self.epoch = int(state["step"]), int(state["epoch"])
-        self.batch_in_epoch = int(state["batch_in_epoch"])
+        self.state.load_state_dict(state)
         set_rng_state(state["rng"])
         log.info("resumed from step %d", self.step)
 
@@ -230,10 +230,13 @@ class EditorTrainer:
         return {f"val_{k}": v / weight for k, v in sums.items()}
 
     # ---- the loop ------------------------------------------------------------------------------------
+    @property
+    def step(self) -> int:
+        return self.state.step
+
     def _loader(self) -> DataLoader:
-        self.sampler.set_position(self.epoch, self.batch_in_epoch * self.config.batch_size)
-        return DataLoader(SeededItems(self.train_set, self.config.seed), batch_size=self.config.batch_size,
-                          sampler=self.sampler, num_workers=self.config.num_workers, drop_last=True)
+        return resumable_loader(self.train_set, self.sampler, self.state, self.config.batch_size, self.config.seed,
+                                num_workers=self.config.num_workers)
 
     def save(self) -> Path:
         return save_checkpoint(self.run_dir, self.step, self.state_dict(), self.config.keep_checkpoints)
@@ -247,34 +250,22 @@ class EditorTrainer:
         cfg = self.config
         max_steps = cfg.max_steps if max_steps is None else max_steps
         bar = progress_bar(total=max_steps, initial=self.step, desc="train-editor", unit="step", dynamic_ncols=True,
-                   enabled=self.progress)
-        while self.step < max_steps:
-            loader = self._loader()
-            if len(loader) == 0:
-                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-                continue
-            for batch in loader:
-                if self.step >= max_steps:
-                    break
-                metrics = self.train_step(batch)
-                self.batch_in_epoch += 1
-                if metrics is None:
-                    continue
-                self.step += 1
-                metrics["step"] = self.step
-                self.history.append(metrics)
-                bar.update(1)
-                if self.step % cfg.log_every == 0:
-                    bar.set_postfix(loss=f"{metrics['loss']:.4f}", token=f"{metrics['token']:.4f}")
-                    self._log(metrics)
-                if self.step % cfg.val_every == 0:
-                    val = self.validate()
-                    if val:
-                        self._log({"step": self.step, **val})
-                if self.step % cfg.checkpoint_every == 0:
-                    self.save()
-            else:
-                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                           enabled=self.progress)
+
+        def after_step(metrics: dict[str, float], batch) -> None:
+            self.history.append(metrics)
+            bar.update(1)
+            if due(self.step, cfg.log_every):
+                bar.set_postfix(loss=f"{metrics['loss']:.4f}", token=f"{metrics['token']:.4f}")
+                self._log(metrics)
+            if due(self.step, cfg.val_every):
+                val = self.validate()
+                if val:
+                    self._log({"step": self.step, **val})
+            if due(self.step, cfg.checkpoint_every):
+                self.save()
+
+        run_steps(self.state, max_steps, self._loader, self.train_step, after_step=after_step)
         bar.close()
         self.save()
         summary: dict[str, Any] = {"step": self.step}
