@@ -27,9 +27,9 @@ fi
 export PYTHONPATH="$root/src${PYTHONPATH:+:$PYTHONPATH}"
 if [ "$dry_run" = 1 ]; then
   out="${out:-$root/benchmarks/results/speed_gpu_dryrun.json}"
-  exec "$PYTHON" -m imf.bench.gpu --dry-run --json "$out"
+  exec "$PYTHON" "$root/benchmarks/gpu_bench.py" --dry-run --json "$out"
 fi
 out="${out:-$root/benchmarks/results/speed_gpu.json}"
 "$PYTHON" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else "gpu.sh: no CUDA device visible to torch")'
 # a hard stop a little under 5 minutes; the JSON holds whatever finished before it
-exec timeout 295 "$PYTHON" -m imf.bench.gpu --json "$out" --budget-s "${BUDGET_S:-270}"
+exec timeout 295 "$PYTHON" "$root/benchmarks/gpu_bench.py" --json "$out" --budget-s "${BUDGET_S:-270}"
