@@ -51,14 +51,17 @@ def _face_crop(clip: Path, out: Path, size: int, start: int, stop: int | None, n
 
 
 def _score(model, crop_path: Path, size: int, lpips) -> dict[str, float]:
-    """Model against copy-the-reference on frames 1..N-1 of a crop, reference = its frame 0."""
+    """Model against copy-the-reference on frames 1..N-1 of a crop, reference = its frame 0, with the
+    held-out protocol of ``imf.eval.generalisation`` (PSNR of the mean MSE, as the model card reports)."""
     import numpy as np
 
     from imf.data.video import iter_frames, to_tensor
-    from imf.eval.heldout import held_out_scores
+    from imf.eval.generalisation import Clip, evaluate_clip
 
     frames = to_tensor(np.stack(list(iter_frames(crop_path, size=size))))  # (N, 3, S, S)
-    return held_out_scores(model, frames[0], frames[1:], lpips=lpips)
+    scores = evaluate_clip(model, Clip(crop_path.name, "", frames), lpips=lpips)
+    return {prefix + metric: scores[method][metric] for prefix, method in (("", "model"), ("copy_", "copy"))
+            for metric in ("psnr", "l1", "lpips")}
 
 
 def _print_scores(scores: dict[str, float]) -> None:
