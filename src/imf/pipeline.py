@@ -169,6 +169,20 @@ class Pipeline:
             raise InputError("no frame to encode")
         return torch.cat(out)
 
+    def decode_tokens(self, tokens: torch.Tensor, reference: Frame | ReferenceState) -> torch.Tensor:
+        """Frames (N, 3, S, S) float32 CPU in [0, 1] of tokens (N, d_m), decoded ``batch_size`` at a time
+        against one reference (the editor's edited tokens, the codec's dequantized tokens)."""
+        ref = self.prepare_reference(reference)
+        tokens = tokens.detach().float().reshape(-1, self.model.config.d_m)
+        out = []
+        for start in range(0, len(tokens), self.batch_size):
+            with self._context():
+                t = tokens[start:start + self.batch_size].to(self.device)  # (B, d_m)
+                out.append(self.model.decode(t, ref).float().clamp_(0.0, 1.0).cpu())
+        if not out:
+            raise InputError("no token to decode")
+        return torch.cat(out)
+
     def decode_stream(self, frames: Iterable[Frame], reference: Frame | ReferenceState,
                       source_token: torch.Tensor | None = None) -> Iterator[tuple[Frame, torch.Tensor]]:
         """Yield (input frame, output (3, S, S) float32 CPU) pairs, decoding ``batch_size`` frames at a time.

@@ -172,10 +172,10 @@ def run_edit(args: argparse.Namespace) -> int:
                          f"write a video (.mp4) instead")
 
     model = load_model(ckpt, map_location=device)
-    pipe = EditPipeline(model, editor, device=device, editor_meta=meta)
+    pipe = EditPipeline(model, editor, device=device, editor_meta=meta, batch_size=args.batch_size)
     source = pipe.prepare(_read_source(args.source), crop=args.crop)
     conditions = pipe.complete(requested, source)
-    frames = pipe.iter_edit(source, conditions, args.batch_size, progress=not args.quiet)
+    frames = pipe.iter_edit(source, conditions, progress=not args.quiet)
     if is_image:
         out.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(next(frames)).save(out)

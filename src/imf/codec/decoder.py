@@ -18,15 +18,14 @@ import os
 from typing import BinaryIO, Iterator
 
 import numpy as np
-import torch
 
 from imf.codec.bitstream import KEYFRAME, TOKENS, BitstreamReader, ImfHeader
 from imf.codec.keyframe import decode_keyframe
-from imf.codec.quantizer import TokenQuantizer
 from imf.codec.tables import CodecTables
 from imf.codec.token_codec import TokenCodec
 from imf.devices import model_device
 from imf.errors import BitstreamError, CheckpointError
+from imf.pipeline import Pipeline
 
 
 def read_header(path: str | os.PathLike) -> ImfHeader:
@@ -35,21 +34,18 @@ def read_header(path: str | os.PathLike) -> ImfHeader:
         return BitstreamReader(f, name=str(path)).header
 
 
-def reconstruct_frame(model, quantizer: TokenQuantizer, symbols: np.ndarray, reference) -> np.ndarray:
-    """Decoder-side frame of one token: symbols (d,) int -> uint8 (S, S, 3). Batch 1, inference mode."""
+def codec_pipeline(model) -> Pipeline:
+    """The inference core the codec runs the model through: the model's own device, fp32 (the closed loop's
+    reconstructions are the decoder's), one frame at a time."""
+    return Pipeline(model, device=model_device(model), precision="fp32", batch_size=1)
+
+
+def reconstruct_frame(pipe: Pipeline, codec: TokenCodec, symbols: np.ndarray, reference) -> np.ndarray:
+    """Decoder-side frame of one token: symbols (d,) int -> uint8 (S, S, 3)."""
     from imf.data.video import to_uint8
 
-    with torch.inference_mode():
-        token = quantizer.dequantize(symbols[None], device=model_device(model))  # (1, d)
-        return to_uint8(model.decode(token, reference))[0]
-
-
-def prepare_reference(model, image: np.ndarray):
-    """ReferenceState of a decoded keyframe image uint8 (S, S, 3)."""
-    from imf.data.video import to_tensor
-
-    with torch.inference_mode():
-        return model.prepare_reference(to_tensor(image).to(model_device(model)))
+    token = codec.dequantize(symbols[None])  # (1, d)
+    return to_uint8(pipe.decode_tokens(token, reference))[0]
 
 
 def check_tables(header: ImfHeader, tables: CodecTables, name: str) -> None:
@@ -123,12 +119,13 @@ def decode_file(path: str | os.PathLike, model, *, tables: CodecTables | None,
         check_model(header, model, name, model_hash)
         model.eval()
         f.seek(0)
-        level = tables.level(header.quality) if header.quality in tables.levels else None
+        codec = TokenCodec(tables, header.quality, header.entropy) if header.quality in tables.levels else None
+        pipe = codec_pipeline(model)
         reference = None
         for kind, unit in iter_units(f, tables=tables, name=name):
             if kind == "keyframe":
-                reference = prepare_reference(model, unit)
+                reference = pipe.prepare_reference(unit)
                 yield unit
             else:
-                assert level is not None  # iter_units checked the quality
-                yield reconstruct_frame(model, level.quantizer, unit, reference)
+                assert codec is not None  # iter_units checked the quality
+                yield reconstruct_frame(pipe, codec, unit, reference)

@@ -25,7 +25,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from imf.codec.bitstream import KEYFRAME, TOKENS, BitstreamWriter, ImfHeader
-from imf.codec.decoder import prepare_reference, reconstruct_frame
+from imf.codec.decoder import codec_pipeline, reconstruct_frame
 from imf.codec.keyframe import (DEFAULT_KEYFRAME_CODEC, DEFAULT_KEYFRAME_QUALITY, KEYFRAME_CODECS, decode_keyframe,
                                 encode_keyframe, keyframe_codec_available)
 from imf.codec.packets import ENTROPY_MODES, MAX_PACKET_FRAMES
@@ -34,7 +34,6 @@ from imf.codec.scenecut import DEFAULT_SCENE_CUT_THRESHOLD, SceneCutDetector
 from imf.codec.stats import EncodeStats
 from imf.codec.tables import CodecTables
 from imf.codec.token_codec import TokenCodec
-from imf.devices import model_device
 from imf.errors import CheckpointError, ConfigError, InputError
 from imf.eval.domain import CopyComparer
 from imf.eval.metrics import psnr_uint8
@@ -107,6 +106,7 @@ def encode_frames(
     model.eval()
     size = model.config.resolution
     codec = TokenCodec(tables, quality, entropy)
+    pipe = codec_pipeline(model)
     detector = SceneCutDetector(scene_cut_threshold)
     fps = Fraction(fps).limit_denominator(1001)
     header = ImfHeader(identity, tables.identity(), size, size, fps, 0, quality, entropy,
@@ -143,8 +143,8 @@ def encode_frames(
                 key = (reference is None or cut
                        or (max_keyframe_interval is not None and i - keyframes[-1] >= max_keyframe_interval))
                 if not key:
-                    symbols = _token_symbols(model, codec, frame)
-                    recon = reconstruct_frame(model, codec.quantizer, symbols, reference)
+                    symbols = codec.quantize(pipe.encode_tokens([frame]))[0]  # (d,)
+                    recon = reconstruct_frame(pipe, codec, symbols, reference)
                     key = min_quality_psnr is not None and psnr_uint8(recon, frame) < min_quality_psnr
                     if not key:  # only frames that go out as tokens: a keyframe is no test of the model
                         copy_check.add(frame, recon, ref_image)
@@ -153,7 +153,7 @@ def encode_frames(
                     data = encode_keyframe(frame, codec=keyframe_codec, quality=keyframe_quality)
                     recon = decode_keyframe(data, codec=keyframe_codec, width=size, height=size)
                     writer.write_record(KEYFRAME, data)
-                    reference, ref_image = prepare_reference(model, recon), recon
+                    reference, ref_image = pipe.prepare_reference(recon), recon
                     codec.reset()
                     keyframes.append(i)
                 else:
@@ -178,17 +178,6 @@ def encode_frames(
         width=size, height=size, fps=float(fps), quality=quality, entropy=entropy, keyframe_codec=keyframe_codec,
         keyframe_quality=keyframe_quality, estimated_token_bits=estimate, encode_seconds=seconds,
         keyframe_indices=keyframes, copy_check=copy_check.result())
-
-
-def _token_symbols(model, codec: TokenCodec, frame: np.ndarray) -> np.ndarray:
-    """Quantized token of one uint8 frame: (d,) int64."""
-    import torch
-
-    from imf.data.video import to_tensor
-
-    with torch.inference_mode():
-        token = model.encode_token(to_tensor(frame).to(model_device(model)))  # (1, d)
-    return codec.quantize(token)[0]
 
 
 def encode_video(

@@ -20,13 +20,13 @@ from PIL import Image
 
 from imf.checkpoint import model_hash
 from imf.data.crop import CropBox, crop_image
-from imf.data.video import resize_center_crop, to_tensor, to_uint8
-from imf.devices import resolve_device
+from imf.data.video import resize_center_crop, to_uint8
 from imf.editing.conditions import ConditionExtractor
 from imf.editing.measures import LandmarkConditions
 from imf.errors import CheckpointError, InputError
 from imf.models.editor import TokenEditor
 from imf.models.imf import IMF, ReferenceState
+from imf.pipeline import Pipeline
 from imf.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -73,10 +73,11 @@ class EditPipeline:
     """ψ on a frozen IMF. ``prepare(image)`` once per source, then ``edit`` / ``iter_edit`` conditions."""
 
     def __init__(self, model: IMF, editor: TokenEditor, device: str | torch.device | None = None,
-                 analysis_size: int = 256, editor_meta: dict | None = None):
+                 analysis_size: int = 256, editor_meta: dict | None = None, precision: str = "fp32",
+                 batch_size: int = 8):
         check_compatible(model, editor, editor_meta)
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+        self.core = Pipeline(model, device=device, precision=precision, batch_size=batch_size)  # device, batching
+        self.device, self.model = self.core.device, self.core.model
         self.editor = editor.to(self.device).eval()
         self.analysis_size = analysis_size
         self.extractor = condition_extractor(editor, analysis_size)
@@ -103,7 +104,7 @@ class EditPipeline:
         else:
             analysis = resize_center_crop(image, max(self.analysis_size, size))
         frame = _resize(analysis, size)
-        reference = self.model.prepare_reference(to_tensor(frame).to(self.device))
+        reference = self.core.prepare_reference(frame)
         return PreparedSource(frame, analysis, box, self.measure(analysis), reference)
 
     def complete(self, requested: np.ndarray, source: PreparedSource) -> np.ndarray:
@@ -121,17 +122,19 @@ class EditPipeline:
                              f"(--set or --conditions)")
         return filled
 
-    @torch.no_grad()
     def edit(self, source: PreparedSource, conditions: np.ndarray) -> torch.Tensor:
-        """(N, D) complete conditions → edited frames (N, 3, S, S) in [0, 1]."""
-        h = torch.as_tensor(np.asarray(conditions, dtype=np.float32), device=self.device)  # (N, D)
-        t_s = source.reference.t_r.expand(len(h), -1)  # (N, d_m)
-        t_edit = self.editor(t_s, h)
-        return self.model.decode(t_edit, source.reference)
+        """(N, D) complete conditions → edited frames (N, 3, S, S) float32 CPU in [0, 1]."""
+        with torch.inference_mode():
+            h = torch.as_tensor(np.asarray(conditions, dtype=np.float32), device=self.device)  # (N, D)
+            t_s = source.reference.t_r.float().expand(len(h), -1)  # (N, d_m)
+            t_edit = self.editor(t_s, h)
+        return self.core.decode_tokens(t_edit, source.reference)
 
-    def iter_edit(self, source: PreparedSource, conditions: np.ndarray, batch_size: int = 8,
+    def iter_edit(self, source: PreparedSource, conditions: np.ndarray, batch_size: int | None = None,
                   progress: bool = True) -> Iterator[np.ndarray]:
-        """Edited frames, uint8 (S, S, 3), one per row of ``conditions``, decoded ``batch_size`` at a time."""
+        """Edited frames, uint8 (S, S, 3), one per row of ``conditions``, ``batch_size`` (default: the
+        pipeline's) at a time."""
+        batch_size = batch_size or self.core.batch_size
         bar = progress_bar(total=len(conditions), desc="edit", unit="frame", enabled=progress)
         try:
             for start in range(0, len(conditions), batch_size):

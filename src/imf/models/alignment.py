@@ -1,10 +1,4 @@
-"""IMF_A, implicit motion alignment (paper §3.3).
-
-Per scale l: flatten; cross-attention with Q = m_c^l + P_q^l, K = m_r^l + P_k^l, V = f_r^l (two learned
-positional embeddings, "P_q added to the queries and P_k to the keys"), softmax(QKᵀ/√d_k)V; then
-transformer blocks (supplement eq. 6: multi-head self-attention and FFN with residuals);
-unflatten to f_c^l. Everything that depends only on the reference (K and V) is computed by
-``reference_keys_values`` once and reused for every frame.
+"""IMF_A, implicit motion alignment (paper §3.3; supplement Fig. 1(d), eqs. 5-6): m_c, m_r, f_r → f_c.
 
 Dimension letters: b batch, n = H·W of the scale, c_m motion channels, c_f feature channels, h heads.
 """
@@ -19,7 +13,25 @@ from imf.layers.attention import TransformerBlock, attention, merge_heads, split
 
 
 class ScaleAlignment(nn.Module):
-    """IMF_A at one scale."""
+    """IMF_A at one scale l (paper §3.3, supplement eqs. 5-6): m_c^l and the reference's K, V → f_c^l.
+
+        m_r^l (b, c_m, H, W) ─► flatten ─► + P_k^l ─► K (b, h, n, c_m/h) ┐ ``keys_values``:
+        f_r^l (b, c_f, H, W) ─► flatten ────────────► V (b, h, n, c_f/h) ┘ once per reference
+        m_c^l (b, c_m, H, W) ─► flatten ─► + P_q^l ─► Q (b, h, n, c_m/h)
+          ─► softmax(QKᵀ/√d_k)V ─► (b, n, c_f) ─► transformer blocks: x + MHSA(x), then x + FFN(x)
+          ─► unflatten ─► f_c^l (b, c_f, H, W)
+        paper-256, l = 1..4: n = 4096, 1024, 256, 64; c_m = 256, 512, 512, 512; c_f = 128, 256, 512, 512
+
+    P_q, P_k are two learned positional embeddings ("P_q added to the queries and P_k to the keys"). The
+    attention has no projections, so Q·K runs over c_m and the output keeps V's width c_f. The transformer
+    blocks follow supplement eq. 6 (multi-head self-attention and FFN with residuals).
+
+    Arguments: ``motion_ch`` c_m, ``feat_ch`` c_f and ``size`` H = W of this scale. Config:
+    ``cross_attention_heads`` h (1 reproduces the paper's single softmax); ``pos_embed_init_std`` (std of
+    the shared initial draw of P_q, P_k); ``transformer_blocks`` (4); ``transformer_head_dim`` (self-
+    attention heads = c_f / head_dim, 2, 4, 8, 8 at paper-256); ``transformer_ffn_ratio`` (FFN hidden =
+    ratio × c_f); ``transformer_attention_norm`` (LayerNorm before the MHSA, off by default); ``use_sdpa``.
+    """
 
     def __init__(self, motion_ch: int, feat_ch: int, size: int, config: IMFConfig):
         super().__init__()
@@ -57,6 +69,17 @@ class ScaleAlignment(nn.Module):
 
 
 class ImplicitMotionAlignment(nn.Module):
+    """IMF_A, implicit motion alignment (paper §3.3, supplement Fig. 1(d)): one ``ScaleAlignment`` per scale.
+
+        m_r^1..m_r^4, f_r^1..f_r^4 ─► reference_keys_values ─► [(K, V)] per scale, once per reference
+        m_c^1..m_c^4, [(K, V)]     ─► forward ─► [f_c^1..f_c^4], finest first, each shaped like f_r^l
+        paper-256: f_c^l (B, 128, 64, 64), (B, 256, 32, 32), (B, 512, 16, 16), (B, 512, 8, 8)
+
+    Config: ``motion_channels``, ``feature_channels`` and ``feature_sizes`` (derived from the IMF_D and E_F
+    widths and ``resolution``) give each scale's c_m, c_f and side; the other IMF_A fields go to every
+    ``ScaleAlignment``.
+    """
+
     def __init__(self, config: IMFConfig):
         super().__init__()
         self.scales = nn.ModuleList(
@@ -64,7 +87,9 @@ class ImplicitMotionAlignment(nn.Module):
             for cm, cf, s in zip(config.motion_channels, config.feature_channels, config.feature_sizes))
 
     def reference_keys_values(self, m_r: list[torch.Tensor], f_r: list[torch.Tensor]):
+        """Per scale (K, V): everything that depends only on the reference, computed once, reused every frame."""
         return [scale.keys_values(m, f) for scale, m, f in zip(self.scales, m_r, f_r)]
 
     def forward(self, m_c: list[torch.Tensor], kv: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+        """[m_c^1..m_c^4] and the per-scale (K, V) of ``reference_keys_values`` → [f_c^1..f_c^4]."""
         return [scale(m, k, v) for scale, m, (k, v) in zip(self.scales, m_c, kv)]

@@ -1,19 +1,4 @@
-"""ψ, the token editor of the paper's §3.4 (token manipulation).
-
-With the whole IMF frozen, ψ turns a source token and a control condition into an edited token:
-
-    t̃ = ψ(t_s | h) = Dec( [Enc_t(t_s), Enc_h(ĥ)] )  (+ t_s when ``residual``)      ĥ = (h − μ_h) / σ_h
-
-and the edited frame is D_F(IMF_A(IMF_D(t̃), IMF_D(t_s), E_F(x_s))), i.e.
-``model.decode(t̃, model.prepare_reference(x_s))``. The paper gives no sizes, losses or code for ψ: the
-three MLPs, their widths and the residual form are our choices, all fields of ``EditorConfig``.
-
-Dimension letters: b batch, d d_m (token size), c cond_dim (condition size), w hidden width.
-
-The condition is normalised with per-dimension statistics (μ_h, σ_h) of the training conditions, kept as
-buffers in the weights file, because conditions mix units (degrees of head pose beside ratios near 0.3).
-With ``residual`` the decoder's last layer starts at zero, so a freshly initialised editor returns t_s
-unchanged (the edited frame is then the IMF reconstruction of the source).
+"""ψ, the token editor of the paper's §3.4 (token manipulation), its config and its folder format.
 
 Saved like the model: a folder with ``editor_config.json`` and ``editor.safetensors``.
 """
@@ -104,7 +89,25 @@ def _mlp(d_in: int, hidden: int, d_out: int, layers: int) -> nn.Sequential:
 
 
 class TokenEditor(nn.Module):
-    """ψ(t_s | h) → t̃ (paper §3.4). See the module docstring."""
+    """ψ, the token editor (paper §3.4, Eq. 3): with the whole IMF frozen, (t_s, h) → edited token t̃.
+
+        t̃ = ψ(t_s | h) = Dec( [Enc_t(t_s), Enc_h(ĥ)] )  (+ t_s when ``residual``)      ĥ = (h − μ_h) / σ_h
+
+    Dimension letters: b batch, d d_m (token size), c cond_dim (condition size), w hidden width.
+
+        t_s (b, d) ─► Enc_t (MLP) ─► SiLU ─► (b, w) ────┐
+        h (b, c) ─► ĥ ─► Enc_h (MLP) ─► SiLU ─► (b, w) ─┴─► concat (b, 2w) ─► Dec (MLP) ─► (b, d)
+          ─► (+ t_s when ``residual``) ─► t̃ (b, d)      (paper-256, built-in condition: d = 32, c = 5, w = 256)
+
+    The edited frame is D_F(IMF_A(IMF_D(t̃), IMF_D(t_s), E_F(x_s))), i.e.
+    ``model.decode(t̃, model.prepare_reference(x_s))``. The paper gives ψ's structure (two MLP encoders,
+    one MLP decoder) but no sizes, losses or code for ψ: the MLPs' widths and depths and the residual form
+    are our choices, all fields of ``EditorConfig``.
+
+    Config (``EditorConfig``): ``d_m`` d and ``cond_dim`` c; ``hidden`` w, the width of every hidden layer;
+    ``layers``, the Linear layers of each MLP (SiLU between them); ``residual``, Dec predicts t̃ − t_s.
+    ``condition_names`` name the entries of h in error messages.
+    """
 
     def __init__(self, config: EditorConfig):
         super().__init__()
@@ -113,8 +116,12 @@ class TokenEditor(nn.Module):
         self.condition_encoder = _mlp(c.cond_dim, c.hidden, c.hidden, c.layers)  # Enc_h: (b, c) → (b, w)
         self.decoder = _mlp(2 * c.hidden, c.hidden, c.d_m, c.layers)  # Dec: (b, 2w) → (b, d)
         self.act = nn.SiLU()
+        # μ_h, σ_h of the training conditions, kept as buffers in the weights file: conditions mix units
+        # (degrees of head pose beside ratios near 0.3), so h is normalised per dimension
         self.register_buffer("cond_mean", torch.zeros(c.cond_dim))
         self.register_buffer("cond_std", torch.ones(c.cond_dim))
+        # with ``residual``, Dec's last layer starts at zero, so a freshly initialised editor returns t_s
+        # unchanged (the edited frame is then the IMF reconstruction of the source)
         if c.residual:
             last = self.decoder[-1]
             nn.init.zeros_(last.weight)

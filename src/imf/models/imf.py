@@ -1,11 +1,4 @@
-"""IMF, the whole generator (paper §3, Fig. 2):
-
-    x̂_c = D_F( IMF_A( IMF_D(t_c), IMF_D(t_r), E_F(x_r) ) )      t_c = E_T(x_c), t_r = E_T(x_r)
-
-Streaming use: ``prepare_reference(x_r)`` runs everything that depends only on the reference once
-(E_F, E_T, IMF_D(t_r) and the attention keys/values with positional embeddings applied); then
-``decode(t_c, ref)`` costs only IMF_D(t_c), the attention, the transformer blocks and D_F per frame.
-"""
+"""IMF, the whole generator (paper §3.1, Eq. 1; Fig. 3), and ReferenceState, its per-reference tensors."""
 
 from __future__ import annotations
 
@@ -24,10 +17,15 @@ from imf.models.token_encoder import LatentTokenEncoder
 
 @dataclass
 class ReferenceState:
-    """Every per-reference tensor, computed once by ``IMF.prepare_reference``.
+    """Every per-reference tensor, computed once by ``IMF.prepare_reference`` and reused for every frame.
 
-    f_r: [f_r^1..f_r^4] (B, c_f, H, W); t_r: (B, d_m); m_r: [m_r^1..m_r^4] (B, c_m, H, W);
-    keys_values: per scale (K (B, h, n, c_m/h) with P added, V (B, h, n, c_f/h)).
+        x_r ─► E_F ─► f_r: [f_r^1..f_r^4] (B, c_f, H, W)
+        x_r ─► E_T ─► t_r: (B, d_m) ─► IMF_D ─► m_r: [m_r^1..m_r^4] (B, c_m, H, W)
+        m_r, f_r ─► IMF_A.reference_keys_values ─► keys_values: per scale
+                    (K (B, h, n, c_m/h) with P_k added, V (B, h, n, c_f/h)), split into heads, contiguous
+
+    At paper-256: f_r^l 128×64², 256×32², 512×16², 512×8²; m_r^l 256×64², 512×32², 512×16², 512×8²; h = 1.
+    A state of batch 1 can serve a batch of tokens in ``IMF.decode``. ``to`` moves or casts every tensor.
     """
 
     f_r: list[torch.Tensor]
@@ -47,6 +45,30 @@ class ReferenceState:
 
 
 class IMF(nn.Module):
+    """IMF, the whole generator (paper §3.1, Eq. 1, Fig. 3): E_T, E_F, IMF_D, IMF_A and D_F.
+
+        x̂_c = D_F( IMF_A( IMF_D(t_c), IMF_D(t_r), E_F(x_r) ) )      t_c = E_T(x_c), t_r = E_T(x_r)
+
+    The paper's IMF(t_c, t_r, f_r) (§3.3) is IMF_D followed by IMF_A; this class is the whole generator.
+    Shapes at paper-256:
+
+        x_r (B, 3, 256, 256) ─► prepare_reference ─► ReferenceState: f_r = E_F(x_r), t_r = E_T(x_r),
+                                                      m_r = IMF_D(t_r), per scale K = m_r^l + P_k^l, V = f_r^l
+        x_c (B, 3, 256, 256) ─► encode_token (E_T) ─► t_c (B, d_m=32), all the codec sends per frame
+        t_c, ReferenceState ─► decode: IMF_D ─► m_c^1..m_c^4 ─► IMF_A (Q = m_c^l + P_q^l; K, V)
+          ─► f_c^1..f_c^4 (128×64², 256×32², 512×16², 512×8²) ─► D_F ─► x̂_c (B, 3, 256, 256) in [0, 1]
+
+    Streaming use: ``prepare_reference(x_r)`` runs everything that depends only on the reference once
+    (E_F, E_T, IMF_D(t_r) and the attention keys/values with positional embeddings applied); then
+    ``decode(t_c, ref)`` costs only IMF_D(t_c), the attention, the transformer blocks and D_F per frame.
+    ``forward(x_c, x_r)`` is ``decode(encode_token(x_c), prepare_reference(x_r))``, so both paths give the
+    same result.
+
+    Config: the whole ``IMFConfig``; each part reads its own fields (see its class). ``resolution`` is the
+    frame side S that ``encode_token`` and ``prepare_reference`` check, ``d_m`` the token size that
+    ``decode`` checks. The config is kept as ``self.config`` and saved with the weights by ``save_pretrained``.
+    """
+
     def __init__(self, config: IMFConfig):
         super().__init__()
         self.config = config

@@ -1,11 +1,4 @@
-"""IMF_D, the latent token decoder (paper §3.2; supplement Fig. 1(c)): token → motion features m^1..m^4.
-
-A StyleGAN2 synthesis stack conditioned on the token, with weight modulation and demodulation: a learned
-constant at R/64, then a main path of StyledConvs, ``token_decoder_layers[i]`` at level i (R/64, R/32,
-R/16, R/8, R/4), the first of each upsampled level ↑2 (paper-256: 1 + 2 + 2 + 2 + 3 = 10, 512 wide, the
-last level 256). Three side-branch StyledConvs (paper: 512 wide) read m^4, m^3, m^2 out of the main path
-after levels 1, 2, 3 (R/32, R/16, R/8); m^1 is the last main StyledConv's output at R/4. 13 in all.
-"""
+"""IMF_D, the latent token decoder (paper §3.3; supplement Fig. 1(c)): token → motion features m^1..m^4."""
 
 from __future__ import annotations
 
@@ -17,6 +10,27 @@ from imf.layers.modulated import StyledConv
 
 
 class LatentTokenDecoder(nn.Module):
+    """IMF_D, the latent token decoder (paper §3.3, supplement Fig. 1(c)): t → motion features m^1..m^4.
+
+    A StyleGAN2 synthesis stack conditioned on the token t, with weight modulation and demodulation (no
+    noise): a learned constant at R/64, then a main path of StyledConvs over five levels R/64 … R/4, the
+    first StyledConv of each upsampled level ↑2 (nearest). Three side-branch StyledConvs read m^4, m^3, m^2
+    out of the main path after levels 1, 2, 3 (R/32, R/16, R/8); m^1 is the last main StyledConv's output
+    at R/4. Paper-256: 1 + 2 + 2 + 2 + 3 = 10 main StyledConvs (512 wide, the last level 256) + 3 side
+    (512 wide) = 13 in all; t (B, d_m=32) modulates every one:
+
+        const (1, 512, 4, 4) ─► 1 StyledConv ─► (B, 512, 4, 4)
+          ─► 2 StyledConvs, 1st ↑2 ─► (B, 512, 8, 8)   ─► side StyledConv ─► m^4 (B, 512, 8, 8)
+          ─► 2 StyledConvs, 1st ↑2 ─► (B, 512, 16, 16) ─► side StyledConv ─► m^3 (B, 512, 16, 16)
+          ─► 2 StyledConvs, 1st ↑2 ─► (B, 512, 32, 32) ─► side StyledConv ─► m^2 (B, 512, 32, 32)
+          ─► 3 StyledConvs, 1st ↑2 ─► m^1 (B, 256, 64, 64)
+
+    Config: ``token_decoder_channels[i]`` / ``token_decoder_layers[i]``: width and number of the main
+    StyledConvs at level i (R/64, R/32, R/16, R/8, R/4); the last width is that of m^1.
+    ``token_decoder_side_channels``: width of the side branches, so of m^2..m^4. ``d_m``: the style size.
+    ``resolution``: the constant's side R/64.
+    """
+
     def __init__(self, config: IMFConfig):
         super().__init__()
         c = config

@@ -1,4 +1,4 @@
-"""E_T, the latent token encoder (paper §3.1; supplement Fig. 1): frame → token t ∈ R^{d_m}."""
+"""E_T, the latent token encoder (paper §3.2; supplement Fig. 1(a)): frame → token t ∈ R^{d_m}."""
 
 from __future__ import annotations
 
@@ -11,9 +11,21 @@ from imf.layers.equalized import ConvLayer, EqualConv2d, EqualLinear
 
 
 class LatentTokenEncoder(nn.Module):
-    """ConvLayer stem (1×1 by default); ResBlocks (each ↓2) down to 4×4; an EqualConv 4×4 (valid, no
-    activation) squeezing the map to a vector; 4 EqualLinears (no activation by default, as the figure and
-    LIA's encoder have them); a last EqualLinear to d_m. At paper-256: 64 → 64,128,256,512,512,512 → 512."""
+    """E_T, the latent token encoder (paper §3.2, supplement Fig. 1(a)): frame → token t ∈ R^{d_m}.
+
+    Shapes at paper-256 (channels 64 → 64, 128, 256, 512, 512, 512 → 512):
+
+        x (B, 3, 256, 256) in [0, 1] ─► 2x − 1 ─► ConvLayer stem (1×1) ─► (B, 64, 256, 256)
+          ─► 6 ResBlocks, each ↓2 ─► (B, 512, 4, 4)
+          ─► EqualConv 4×4, valid, no activation ("squeeze") ─► (B, 512, 1, 1) ─► flatten ─► (B, 512)
+          ─► 4 × EqualLinear-512 (no activation by default) ─► EqualLinear ─► t (B, d_m=32)
+
+    Config: ``token_encoder_stem`` / ``token_encoder_stem_kernel``: width and kernel (1×1 by default) of the
+    ConvLayer stem. ``token_encoder_channels``: one ResBlock (↓2) per entry, as many as it takes to reach
+    4×4. ``token_encoder_mlp_width``: width of the squeeze and of the MLP; ``token_encoder_mlp_layers``:
+    EqualLinears before the last one (4); ``token_encoder_mlp_activation``: leaky ReLU after each (off by
+    default, as the figure and LIA's encoder have them). ``d_m``: the token size of the last EqualLinear.
+    """
 
     def __init__(self, config: IMFConfig):
         super().__init__()
@@ -25,7 +37,7 @@ class LatentTokenEncoder(nn.Module):
             ch = out
         self.convs = nn.Sequential(*layers)
         width = c.token_encoder_mlp_width
-        self.squeeze = EqualConv2d(ch, width, 4, bias=False)
+        self.squeeze = EqualConv2d(ch, width, 4, bias=False)  # the figure's EqualConv + Squeeze: 4×4 valid on 4×4
         self.mlp = nn.Sequential(*[EqualLinear(width, width, activation=c.token_encoder_mlp_activation)
                                    for _ in range(c.token_encoder_mlp_layers)])
         self.to_token = EqualLinear(width, c.d_m)
