@@ -18,6 +18,8 @@ import json
 import time
 from pathlib import Path
 
+from imf.cli.common import add_device, add_quiet, default_device
+
 HELD_OUT_PERSON = ("carphone_pristine.mp4", "carphone_man")
 TRAINING_PERSON = ("WolfgangLanger_Pexels.mp4", "pexels_woman")
 
@@ -32,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quality", type=int, default=None, help="codec quality level (default: the codec's default)")
     p.add_argument("--max-frames", type=int, default=None, metavar="N",
                    help="only the first N frames of each clip part (N >= 8)")
+    add_device(p)
+    add_quiet(p)
     p.set_defaults(func=run)
 
 
@@ -101,9 +105,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"model: {ckpt}")
-    model = load_model(ckpt)
+    device = default_device(args.device)
+    model = load_model(ckpt, map_location=device)
     s = model.config.resolution
-    lpips = LPIPS("alex")
+    lpips = LPIPS("alex").to(device)
     limit = args.max_frames
 
     # 1. a held-out person: every frame (or the first --max-frames), reference = frame 0
@@ -137,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
         crop_path = Path(person["crop"])
         info = probe(crop_path)
         stats = encode_frames(model, iter_frames(crop_path, size=s), out / "clip.imf", fps=info.fps,
-                              tables=tables, quality=quality, total=info.num_frames)
+                              tables=tables, quality=quality, total=info.num_frames,
+                              progress=not args.quiet)
         print(f"codec on {crop_path.name}:", stats.summary())
         with VideoWriter(out / "decoded.mp4", info.fps, s, s) as writer:
             for frame in decode_file(out / "clip.imf", model, tables=tables):
