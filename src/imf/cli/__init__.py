@@ -64,11 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from imf.cli.common import resolve_ckpt
+    from imf.cli.common import check_outputs, resolve_ckpt
     from imf.errors import user_errors
 
     try:
         resolve_ckpt(args)
+        check_outputs(args)
         return int(args.func(args) or 0)
     except user_errors() as e:
         print(f"imf {args.command}: error: {e}", file=sys.stderr)

@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from imf.cli.common import add_ckpt, add_device, add_quiet, default_device
+from imf.cli.common import add_ckpt, add_device, add_quiet, default_device, protect_inputs
 
 
 def _quality_list(text: str) -> list[int]:
@@ -63,6 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--json", metavar="STATS", help="also write the bit accounting to this JSON file")
     add_quiet(e)
     add_device(e)
+    protect_inputs(e, ("video",), ("output", "json"))
     e.set_defaults(func=run_encode)
 
     d = sub.add_parser("decode", help="decode an .imf file into a video",
@@ -77,6 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--json", metavar="STATS", help="write decode statistics (frames, seconds, fps) to this JSON file")
     add_quiet(d)
     add_device(d)
+    protect_inputs(d, ("input",), ("output", "json"))
     d.set_defaults(func=run_decode)
 
     c = sub.add_parser("codec", help="codec tables: fit them, inspect .imf files, rate-aware fine-tuning",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from pathlib import Path
 
 
 def positive_int(text: str) -> int:
@@ -83,3 +85,40 @@ def resolve_ckpt(args: argparse.Namespace) -> None:
         from imf.assets import shipped_model_path
 
         args.ckpt = str(shipped_model_path())
+
+
+# ---- a command never writes over one of its inputs
+def protect_inputs(p: argparse.ArgumentParser, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> None:
+    """Declare which of a command's arguments it reads (``inputs``) and writes (``outputs``): ``check_outputs``
+    refuses, before any work, an output that is one of the inputs (the same path, or the same file by
+    another name or link)."""
+    p.set_defaults(protected_io=(inputs, outputs))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """InputError (exit 2) when an output argument names one of the command's inputs."""
+    from imf.errors import InputError
+
+    inputs, outputs = getattr(args, "protected_io", ((), ()))
+
+    def paths(name: str) -> list[Path]:
+        value = getattr(args, name, None)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        return [Path(v) for v in values if v is not None]
+
+    for out_name in outputs:
+        for out in paths(out_name):
+            for in_name in inputs:
+                for src in paths(in_name):
+                    if _same_file(out, src):
+                        raise InputError(f"the output {out} is also an input ({in_name.replace('_', '-')} {src}): "
+                                         f"write it somewhere else; nothing was done")

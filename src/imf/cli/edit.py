@@ -8,7 +8,7 @@ import json
 import logging
 from pathlib import Path
 
-from imf.cli.common import add_batch_size, add_device, add_quiet, default_device, open_fraction, positive_int
+from imf.cli.common import add_batch_size, add_device, add_quiet, default_device, open_fraction, positive_int, protect_inputs
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -60,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_batch_size(e)
     add_device(e)
     add_quiet(e)
+    protect_inputs(e, ("source", "conditions"), ("output",))
     e.set_defaults(func=run_edit)
 
     # ---- imf train-editor
@@ -83,6 +84,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--max-steps", type=int, default=None, metavar="N", help="override max_steps")
     add_batch_size(t, None, "pairs per training step")
     t.add_argument("--resume", action="store_true", help="continue the run in RUN from its latest checkpoint")
+    t.add_argument("--overwrite", action="store_true",
+                   help="RUN already holds a run: remove its checkpoints, editor and log and start over")
     add_device(t)
     add_quiet(t)
     t.set_defaults(func=run_train_editor)
@@ -103,6 +106,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_batch_size(v)
     add_device(v)
     add_quiet(v)
+    protect_inputs(v, ("clips",), ("json",))
     v.set_defaults(func=run_edit_eval)
 
     # ---- imf conditions
@@ -117,6 +121,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="measures to write (default: yaw,pitch,roll,eye,mouth)")
     c.add_argument("--size", type=positive_int, default=256, help="side of the frames measured on (default 256)")
     add_quiet(c)
+    protect_inputs(c, ("video",), ("output",))
     c.set_defaults(func=run_conditions)
 
 
@@ -190,8 +195,10 @@ def run_edit(args: argparse.Namespace) -> int:
 
 
 def run_train_editor(args: argparse.Namespace) -> int:
+    from imf.errors import InputError
     from imf.train.editor import EditorTrainer
     from imf.train.editor_config import EditorTrainConfig
+    from imf.train.run_folder import prepare_run_folder
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = EditorTrainConfig.from_yaml(args.config) if args.config else EditorTrainConfig()
@@ -206,6 +213,10 @@ def run_train_editor(args: argparse.Namespace) -> int:
         changes["batch_size"] = args.batch_size
     if changes:
         config = config.replace(**changes)
+    missing = [p for p in args.data if not Path(p).exists()]
+    if missing:  # before --overwrite removes anything
+        raise InputError(f"--data {missing[0]}: no such file or folder")
+    prepare_run_folder(args.out, resume=args.resume, overwrite=args.overwrite)
     trainer = EditorTrainer(config, args.ckpt, args.data, args.out, resume=args.resume,
                             device=default_device(args.device), progress=not args.quiet)
     print(json.dumps(trainer.fit(), indent=2))

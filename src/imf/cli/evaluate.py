@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from imf.cli.common import add_batch_size, add_ckpt, add_device, add_quiet, default_device, positive_int, setup_logging
+from imf.cli.common import add_batch_size, add_ckpt, add_device, add_quiet, default_device, positive_int, protect_inputs, setup_logging
 
 
 def _int_list(text: str) -> list[int]:
@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-fid", action="store_true", help="skip FID (it needs the Inception weights and is slow on CPU)")
     add_device(p)
     add_quiet(p)
+    protect_inputs(p, ("videos",), ("json", "markdown"))
     p.set_defaults(func=run_eval)
 
     r = sub.add_parser(

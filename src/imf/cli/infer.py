@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from imf.cli.common import add_batch_size, add_ckpt, add_device, add_quiet, frame_index, positive_int, setup_logging
+from imf.cli.common import add_batch_size, add_ckpt, add_device, add_quiet, frame_index, positive_int, protect_inputs, setup_logging
 
 
 def _crf(text: str) -> int:
@@ -42,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--ref-frame", type=frame_index, default=0, metavar="K",
                    help="index of the reference frame (default 0, the first)")
     _add_common(r, "write a side-by-side video instead: reference | original | reconstruction (3S x S)")
+    protect_inputs(r, ("video",), ("output",))
     r.set_defaults(func=run_reconstruct)
 
     e = sub.add_parser(
@@ -61,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "video) and paste the result back into the full source image")
     _add_common(e, "write a side-by-side video instead: source | driving | result, the S x S crops the "
                    "model sees (3S x S)")
+    protect_inputs(e, ("source", "driving"), ("output",))
     e.set_defaults(func=run_reenact)
 
 

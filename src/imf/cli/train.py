@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+from pathlib import Path
 
 from imf.cli.common import add_device, add_quiet
 
@@ -19,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="video files, frame folders, folders of clips, or .txt lists of clips")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder: checkpoints, TensorBoard, final model")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN from its latest checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="RUN already holds a run: remove its checkpoints, model and logs and start over")
     p.add_argument("--max-steps", type=int, default=None, metavar="N", help="override run.max_steps")
     p.add_argument("--max-minutes", type=float, default=None, metavar="M",
                    help="stop after M minutes of training (wall clock from the start of the training loop; loading "
@@ -34,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from imf.errors import InputError
     from imf.train.config import TrainConfig
+    from imf.train.run_folder import prepare_run_folder
     from imf.train.trainer import Trainer
 
     if args.max_minutes is not None and not args.max_minutes > 0:
@@ -44,6 +49,11 @@ def run(args: argparse.Namespace) -> int:
                                    ("num_workers", args.num_workers)) if v is not None}
     if overrides:
         config = config.replace_run(**overrides)
+    missing = [p for p in args.data if not Path(p).exists()]
+    if missing:  # before --overwrite removes anything
+        raise InputError(f"--data {missing[0]}: no such file or folder")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 checks (and clears) the folder
+        prepare_run_folder(args.out, resume=args.resume, overwrite=args.overwrite)
     trainer = Trainer(config, args.data, args.out, resume=args.resume, device=args.device,
                       progress=not args.quiet)
     try:

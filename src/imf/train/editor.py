@@ -133,10 +133,10 @@ class EditorTrainer:
         self.sampler = ResumableSampler(len(self.train_set), DistInfo(), config.seed)
         self.state = LoopState()
         self.history: list[dict[str, float]] = []
+        if resume:  # before anything is written: a refused resume leaves the run as it was
+            self._load(load_latest(self.run_dir, map_location=self.device))
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "editor_train.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        if resume:
-            self._load(load_latest(self.run_dir, map_location=self.device))
 
     # ---- state ---------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

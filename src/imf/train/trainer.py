@@ -112,11 +112,11 @@ class Trainer:
         self.nonfinite_in_a_row = 0
         self.history: list[dict[str, float]] = []
 
+        if resume:  # before anything is written: a refused resume leaves the run as it was
+            self._load(load_latest(self.run_dir, map_location=dev))
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        if resume:
-            self._load(load_latest(self.run_dir, map_location=dev))
         self.writer = None
         if self.dist.is_main:
             from torch.utils.tensorboard import SummaryWriter
