@@ -52,3 +52,22 @@ def test_yaml_forms_are_accepted_and_round_trip():
     assert again == cfg
     model = IMFConfig.preset("tiny-64")
     assert IMFConfig.from_dict(json.loads(json.dumps(model.to_dict()))) == model
+
+
+@pytest.mark.parametrize("section, values, message", [
+    ("run", {"checkpoint_every": 0}, "run.checkpoint_every must be >= 1"),
+    ("run", {"log_every": -1}, "run.log_every must be >= 1"),
+    ("optim", {"lr": -1}, "optim.lr must be a finite number > 0"),
+    ("optim", {"lr": float("nan")}, "optim.lr must be a finite number > 0"),
+    ("optim", {"betas": [0.5, 1.5]}, "optim.betas must be two numbers in"),
+    ("loss", {"gan": -1}, "loss.gan must be a finite number >= 0"),
+    ("loss", {"l1": 0, "perceptual": 0}, "both 0"),
+    ("loss", {"perceptual_scales": [2.0]}, r"scales in \(0, 1\]"),
+])
+def test_training_ranges_are_checked_up_front(section, values, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.from_dict({section: values})
+
+
+def test_an_empty_training_config_is_the_default_config():
+    assert TrainConfig.from_dict({}) == TrainConfig()

@@ -120,5 +120,27 @@ def from_mapping(cls, data: Any, where: str):
     kwargs = {k: check_value(v, hints.get(k, Any), f"{where}: {k}") for k, v in data.items()}
     try:
         return cls(**kwargs)
+    except ConfigError:
+        raise  # already names its key
     except (TypeError, ValueError, OverflowError) as e:
         raise ConfigError(f"{where}: {e}") from None
+
+
+def require(section: str, obj: Any, rules: dict[str, tuple[Any, str]]) -> None:
+    """Range rules of a config: {field: (predicate(value) -> bool, "must be ...")}; the first broken one is a
+    ConfigError naming ``section.field``, the rule and the value."""
+    for name, (ok, rule) in rules.items():
+        value = getattr(obj, name)
+        try:
+            good = bool(ok(value))
+        except (TypeError, ValueError):
+            good = False
+        if not good:
+            raise ConfigError(f"{section}.{name} {rule}, got {value!r}")
+
+
+def finite_at_least(low: float, inclusive: bool = True):
+    """A predicate: a finite number >= low (> low when not inclusive)."""
+    import math
+
+    return lambda v: math.isfinite(v) and (v >= low if inclusive else v > low)

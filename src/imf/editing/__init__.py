@@ -15,10 +15,19 @@
 from imf.editing.conditions import (ConcatConditions, ConditionExtractor, ConditionTrack, check_track, parse_set,
                                     read_condition_file, reorder, write_condition_csv)
 from imf.editing.measures import LANDMARK_MEASURES, LandmarkConditions, head_pose, landmark_measures
-from imf.train.editor_config import EditorTrainConfig
 
 __all__ = [
     "ConcatConditions", "ConditionExtractor", "ConditionTrack", "check_track", "parse_set", "read_condition_file",
     "reorder", "write_condition_csv", "LANDMARK_MEASURES", "LandmarkConditions", "head_pose", "landmark_measures",
     "EditorTrainConfig",
 ]
+
+
+def __getattr__(name: str):
+    # EditorTrainConfig lives with the training loops (imf.train.editor_config), which import this package's
+    # measures: re-exported lazily so that either side can be imported first
+    if name == "EditorTrainConfig":
+        from imf.train.editor_config import EditorTrainConfig
+
+        return EditorTrainConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,7 @@ import yaml
 from imf.config import IMFConfig
 from imf.data.dataset import DataConfig
 from imf.errors import ConfigError
-from imf.strict import from_mapping
+from imf.strict import finite_at_least, from_mapping, require
 
 
 def _from_dict(cls, data: Any, section: str):
@@ -41,6 +41,18 @@ class LossConfig:
     perceptual_pretrained: bool = True
     """ImageNet VGG16 (True) or a random VGG (False: only for fast tests)."""
 
+    def __post_init__(self) -> None:
+        nonneg = finite_at_least(0.0)
+        require("loss", self, {
+            "l1": (nonneg, "must be a finite number >= 0"), "perceptual": (nonneg, "must be a finite number >= 0"),
+            "gan": (nonneg, "must be a finite number >= 0"), "gan_start_step": (lambda v: v >= 0, "must be >= 0"),
+            "perceptual_scales": (lambda v: len(v) > 0 and all(0 < x <= 1 for x in v), "must be scales in (0, 1]"),
+            "perceptual_layer_weights": (lambda v: len(v) == 5 and all(x >= 0 for x in v),
+                                         "must be 5 weights >= 0 (one per VGG tap)"),
+        })
+        if self.l1 == 0 and self.perceptual == 0:
+            raise ConfigError("loss: l1 and perceptual are both 0: the generator would learn nothing")
+
 
 @dataclass(frozen=True)
 class OptimConfig:
@@ -64,6 +76,16 @@ class OptimConfig:
             raise ConfigError(f"optim.decay must be 'none' or 'cosine', got {self.decay!r}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"optim.ema_decay must be in [0, 1), got {self.ema_decay}")
+        positive, nonneg = finite_at_least(0.0, inclusive=False), finite_at_least(0.0)
+        require("optim", self, {
+            "lr": (positive, "must be a finite number > 0"), "disc_lr": (positive, "must be a finite number > 0"),
+            "betas": (lambda v: all(0 <= b < 1 for b in v), "must be two numbers in [0, 1)"),
+            "weight_decay": (nonneg, "must be a finite number >= 0"),
+            "warmup_steps": (lambda v: v >= 0, "must be >= 0"),
+            "min_lr_ratio": (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
+            "grad_clip": (nonneg, "must be a finite number >= 0 (0 = off)"),
+            "ema_start_step": (lambda v: v >= 0, "must be >= 0"),
+        })
 
 
 @dataclass(frozen=True)
@@ -91,8 +113,14 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ConfigError(f"run.precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
-        if self.batch_size < 1 or self.max_steps < 0:
-            raise ConfigError("run.batch_size must be >= 1 and run.max_steps >= 0")
+        at_least_1 = (lambda v: v >= 1, "must be >= 1")
+        require("run", self, {
+            "batch_size": at_least_1, "max_steps": (lambda v: v >= 0, "must be >= 0"),
+            "num_workers": (lambda v: v >= 0, "must be >= 0"), "log_every": at_least_1, "image_every": at_least_1,
+            "val_every": at_least_1, "val_batches": (lambda v: v >= 0, "must be >= 0"),
+            "checkpoint_every": at_least_1, "keep_checkpoints": (lambda v: v >= 0, "must be >= 0 (0 = keep all)"),
+            "max_nonfinite_steps": at_least_1,
+        })
 
 
 @dataclass(frozen=True)
@@ -119,6 +147,8 @@ class TrainConfig:
             if d.get(section) is not None and not isinstance(d[section], dict):
                 raise ConfigError(f"config section {section!r} must be a mapping, got {type(d[section]).__name__}")
         model = dict(d.get("model") or {})
+        if not model:  # no model section: the same default as TrainConfig()
+            model = {"preset": "tiny-64"}
         preset = model.pop("preset", None)
         model_cfg = IMFConfig.preset(preset, **model) if preset else IMFConfig.from_dict(model)
         data = dict(d.get("data") or {})
