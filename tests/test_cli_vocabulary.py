@@ -75,3 +75,42 @@ def test_reconstruct_without_ckpt_uses_the_shipped_model(tmp_path, capsys):
     assert main(["reconstruct", str(video), "-o", str(out), "--quiet"]) == 0
     assert probe(out).num_frames == 3
     assert main(["reconstruct", str(video), "--out", str(tmp_path / "old.mp4"), "--quiet"]) == 0  # imf 0.1's name
+
+
+def test_a_closed_stdout_is_not_a_traceback(monkeypatch, capsys):
+    import sys
+
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["info", "--preset", "tiny-64"]) == 141
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["decode", "a.imf", "-o", "b.mp4", "--crf", "99"], "0..51"),
+    (["encode", "v.mp4", "-o", "v.imf", "--target-kbps", "0"], "--target-kbps"),
+    (["encode", "v.mp4", "-o", "v.imf", "--target-kbps", "nan"], "--target-kbps"),
+    (["data", "crop", "v.mp4", "--out", "d", "--size", "100000"], "16..4096"),
+    (["codec", "fit", "--ckpt", "m", "--data", "v.mp4", "--batch-size", "0"], "positive integer"),
+    (["rd", "v.mp4", "--out", "d", "--codecs", "foo"], "unknown codec"),
+    (["encode", "v.mp4", "-o", "v.imf", "--packet-frames", "300"], "1..255"),
+])
+def test_numeric_flags_are_checked_at_parse_time(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_an_output_that_is_a_folder_is_refused(tmp_path, capsys):
+    video = tmp_path / "in.mp4"
+    rng = np.random.default_rng(0)
+    with VideoWriter(video, 10, 64, 64) as w:
+        for _ in range(2):
+            w.write(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    assert main(["reconstruct", str(video), "-o", str(tmp_path), "--quiet"]) == 2
+    assert "is a folder" in capsys.readouterr().err

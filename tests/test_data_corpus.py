@@ -149,8 +149,9 @@ def test_cli_corpus(sources, tmp_path, monkeypatch, capsys):
     target.write_text("x")
     assert main(["data", "corpus", "--size", "16", "--out", str(target)]) == 2
     assert "not a folder" in capsys.readouterr().err
-    assert main(["data", "corpus", "--size", "4", "--out", str(out)]) == 2
-    assert "size" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # refused while parsing
+        main(["data", "corpus", "--size", "4", "--out", str(out)])
+    assert e.value.code == 2 and "--size" in capsys.readouterr().err
 
 
 def test_cli_corpus_without_npm_says_so(tmp_path, monkeypatch, capsys):

@@ -126,5 +126,7 @@ def test_cli_bad_input_exits_2(tmp_path, capsys):
     junk.write_bytes(b"garbage" * 200)
     assert main(["data", "crop", str(junk), "--out", str(tmp_path / "o")]) == 2
     assert "not a readable video" in capsys.readouterr().err
-    assert main(["data", "crop", str(junk), "--out", str(tmp_path / "o"), "--size", "0"]) == 2
+    with pytest.raises(SystemExit) as e:  # a bad number is refused while parsing
+        main(["data", "crop", str(junk), "--out", str(tmp_path / "o"), "--size", "0"])
+    assert e.value.code == 2 and "16..4096" in capsys.readouterr().err
     assert main(["data"]) == 2

@@ -70,10 +70,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         resolve_ckpt(args)
         check_outputs(args)
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at interpreter exit
+        return status
     except user_errors() as e:
         print(f"imf {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`imf info | head`): not an error of ours
+        import os
+
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 141
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -8,7 +8,8 @@ import json
 import time
 from pathlib import Path
 
-from imf.cli.common import add_ckpt, add_device, add_quiet, default_device, protect_inputs
+from imf.cli.common import (add_ckpt, add_device, add_quiet, crf, default_device, int_in, number_in, positive_int,
+                            protect_inputs, quality_level)
 
 
 def _quality_list(text: str) -> list[int]:
@@ -41,25 +42,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_ckpt(e, "model folder with fitted codec tables")
     e.add_argument("-o", "--output", metavar="FILE.imf", required=True, help="output .imf file")
     rate = e.add_mutually_exclusive_group()
-    rate.add_argument("--quality", type=int, default=None,
+    rate.add_argument("--quality", type=quality_level, default=None,
                       help=f"token quality level (one of the fitted levels; default {DEFAULT_QUALITY}; higher is finer)")
-    rate.add_argument("--target-kbps", type=float, default=None, metavar="R",
+    rate.add_argument("--target-kbps", type=number_in(0, 1e6, low_open=True), default=None, metavar="R",
                       help="pick the highest quality whose token stream fitted within R kbps on the fitting data "
                            "(keyframes not counted)")
     e.add_argument("--entropy", choices=("temporal", "static"), default="temporal",
                    help="entropy model: residual to the previous token (temporal, default) or per-frame (static)")
     e.add_argument("--keyframe-codec", choices=KEYFRAME_CODECS, default=DEFAULT_KEYFRAME_CODEC,
                    help=f"still-image codec of keyframes (default {DEFAULT_KEYFRAME_CODEC})")
-    e.add_argument("--keyframe-quality", type=int, default=DEFAULT_KEYFRAME_QUALITY,
+    e.add_argument("--keyframe-quality", type=int_in(0, 100), default=DEFAULT_KEYFRAME_QUALITY,
                    help=f"keyframe codec quality 0..100 (default {DEFAULT_KEYFRAME_QUALITY})")
-    e.add_argument("--max-keyframe-interval", type=int, default=None, metavar="N",
+    e.add_argument("--max-keyframe-interval", type=positive_int, default=None, metavar="N",
                    help="send a keyframe at least every N frames (default: only at cuts)")
-    e.add_argument("--min-psnr", type=float, default=None, metavar="DB",
+    e.add_argument("--min-psnr", type=number_in(0, 100, low_open=True), default=None, metavar="DB",
                    help="send a keyframe when the reconstruction falls below DB dB PSNR (default: off)")
-    e.add_argument("--scene-cut", type=float, default=DEFAULT_SCENE_CUT_THRESHOLD, metavar="T",
+    e.add_argument("--scene-cut", type=number_in(0, 1), default=DEFAULT_SCENE_CUT_THRESHOLD, metavar="T",
                    help=f"colour-histogram distance in (0, 1] that counts as a scene cut "
                         f"(default {DEFAULT_SCENE_CUT_THRESHOLD}; 0 disables)")
-    e.add_argument("--packet-frames", type=int, default=8, metavar="N", help="frames per token packet (default 8)")
+    e.add_argument("--packet-frames", type=int_in(1, 255), default=8, metavar="N", help="frames per token packet (default 8)")
     e.add_argument("--json", metavar="STATS", help="also write the bit accounting to this JSON file")
     add_quiet(e)
     add_device(e)
@@ -74,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--ckpt", metavar="DIR", default=None,
                    help="checkpoint folder of the model the file was made with (default: the folder recorded "
                         "for its model hash when it was encoded or fitted on this machine)")
-    d.add_argument("--crf", type=int, default=18, help="x264 CRF of the output video (default 18)")
+    d.add_argument("--crf", type=crf, default=18, help="x264 CRF of the output video, 0-51 (default 18)")
     d.add_argument("--json", metavar="STATS", help="write decode statistics (frames, seconds, fps) to this JSON file")
     add_quiet(d)
     add_device(d)
@@ -97,7 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--max-frames", type=int, default=None, metavar="N", help="at most N frames per video")
     f.add_argument("--fraction", type=_fraction, default=(0.0, 1.0), metavar="START:STOP",
                    help="part of each video to use, e.g. 0:0.8 keeps the last 20%% held out (default 0:1)")
-    f.add_argument("--batch-size", type=int, default=16, help="frames per forward pass (default 16)")
+    f.add_argument("--batch-size", type=positive_int, default=16, help="frames per forward pass (default 16)")
     add_quiet(f)
     add_device(f)
     f.set_defaults(func=run_fit)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from imf.cli.common import add_device, add_quiet, default_device
+from imf.cli.common import add_device, add_quiet, default_device, positive_int, quality_level
 
 
 def _fraction_arg(text: str) -> float:
@@ -38,11 +38,11 @@ def add_parser(csub: argparse._SubParsersAction) -> None:
     p.add_argument("--lambda", dest="lambda_rate", type=float, required=True, metavar="L",
                    help="weight λ of one token bit per frame in the loss (0: quantization robustness only; "
                         "around 0.001-0.1 trades rate for quality)")
-    p.add_argument("--quality", type=int, default=DEFAULT_QUALITY, metavar="Q",
+    p.add_argument("--quality", type=quality_level, default=DEFAULT_QUALITY, metavar="Q",
                    help=f"codec quality level whose quantization steps are trained for (default {DEFAULT_QUALITY})")
     p.add_argument("--max-steps", type=int, default=d.max_steps, metavar="N",
                    help=f"optimisation steps (default {d.max_steps})")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, metavar="B",
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size, metavar="B",
                    help=f"pairs per step (default {d.batch_size})")
     p.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate of E_T (default {d.lr:g})")
     p.add_argument("--no-perceptual", action="store_true",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -17,6 +18,42 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def int_in(low: int, high: int):
+    """An argparse type: an integer in [low, high]."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer in {low}..{high}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer in {low}..{high}, got {value}")
+        return value
+    return parse
+
+
+def number_in(low: float, high: float, *, low_open: bool = False, high_open: bool = False):
+    """An argparse type: a finite number in the interval from low to high (open ends where asked)."""
+    left, right = "(" if low_open else "[", ")" if high_open else "]"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number in {left}{low:g}, {high:g}{right}, got {text!r}") from None
+        ok = math.isfinite(value) and (value > low if low_open else value >= low) and \
+            (value < high if high_open else value <= high)
+        if not ok:
+            raise argparse.ArgumentTypeError(f"expected a number in {left}{low:g}, {high:g}{right}, got {text}")
+        return value
+    return parse
+
+
+crf = int_in(0, 51)
+"""x264 / x265 CRF."""
+quality_level = int_in(1, 12)
+"""A codec token quality level (imf.codec.quantizer's range)."""
 
 
 def frame_index(text: str) -> int:
@@ -117,6 +154,8 @@ def check_outputs(args: argparse.Namespace) -> None:
 
     for out_name in outputs:
         for out in paths(out_name):
+            if out.is_dir():
+                raise InputError(f"the output {out} is a folder: give a file name; nothing was done")
             for in_name in inputs:
                 for src in paths(in_name):
                     if _same_file(out, src):

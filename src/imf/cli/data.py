@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from imf.cli.common import add_quiet
+from imf.cli.common import add_quiet, crf, int_in, number_in, positive_int
 from imf.errors import InputError
 
 
@@ -48,14 +48,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     crop.add_argument("inputs", nargs="+", type=Path, metavar="VIDEO",
                       help="video files, frame folders or image files")
     crop.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the cropped clips")
-    crop.add_argument("--size", type=int, default=256, help="side of the output frames in pixels (default 256)")
-    crop.add_argument("--scale", type=float, default=1.8,
+    crop.add_argument("--size", type=int_in(16, 4096), default=256, help="side of the output frames in pixels (default 256)")
+    crop.add_argument("--scale", type=number_in(1, 10), default=1.8,
                       help="crop side as a multiple of the detected face's side (default 1.8)")
-    crop.add_argument("--detect-every", type=int, default=5,
+    crop.add_argument("--detect-every", type=positive_int, default=5,
                       help="run the face detector every N frames (default 5)")
-    crop.add_argument("--min-frames", type=int, default=8,
+    crop.add_argument("--min-frames", type=positive_int, default=8,
                       help="skip still segments shorter than this many frames (default 8)")
-    crop.add_argument("--crf", type=int, default=18,
+    crop.add_argument("--crf", type=crf, default=18,
                       help="x264 quality of the clips, 0-51, lower is better (default 18)")
     add_quiet(crop)
     crop.set_defaults(func=_crop)
@@ -69,10 +69,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "person, split, source frame range, path). Idempotent: a re-run keeps what is there.",
     )
     corpus.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder of the corpus")
-    corpus.add_argument("--size", type=int, default=256, help="side of the crops in pixels (default 256)")
-    corpus.add_argument("--scale", type=float, default=1.8,
+    corpus.add_argument("--size", type=int_in(16, 4096), default=256, help="side of the crops in pixels (default 256)")
+    corpus.add_argument("--scale", type=number_in(1, 10), default=1.8,
                         help="crop side as a multiple of the detected face's side (default 1.8)")
-    corpus.add_argument("--crf", type=int, default=18, help="x264 quality of the clips (default 18)")
+    corpus.add_argument("--crf", type=crf, default=18, help="x264 quality of the clips (default 18)")
     add_quiet(corpus)
     corpus.set_defaults(func=_corpus)
 

@@ -18,7 +18,7 @@ import json
 import time
 from pathlib import Path
 
-from imf.cli.common import add_device, add_quiet, default_device
+from imf.cli.common import add_device, add_quiet, default_device, quality_level
 
 HELD_OUT_PERSON = ("carphone_pristine.mp4", "carphone_man")
 TRAINING_PERSON = ("WolfgangLanger_Pexels.mp4", "pexels_woman")
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "against copying the reference, encode and decode the first with the codec.")
     p.add_argument("--ckpt", metavar="DIR", default=None, help="a model folder (default: the shipped model)")
     p.add_argument("--out", metavar="DIR", default="outputs/demo", help="where outputs go (default: outputs/demo)")
-    p.add_argument("--quality", type=int, default=None, help="codec quality level (default: the codec's default)")
+    p.add_argument("--quality", type=quality_level, default=None, help="codec quality level (default: the codec's default)")
     p.add_argument("--max-frames", type=int, default=None, metavar="N",
                    help="only the first N frames of each clip part (N >= 8)")
     add_device(p)

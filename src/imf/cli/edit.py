@@ -8,7 +8,8 @@ import json
 import logging
 from pathlib import Path
 
-from imf.cli.common import add_batch_size, add_device, add_quiet, default_device, open_fraction, positive_int, protect_inputs
+from imf.cli.common import (add_batch_size, add_device, add_quiet, default_device, number_in, open_fraction,
+                            positive_int, protect_inputs)
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -56,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output: an image (.png/.jpg, one frame) or a video (.mp4/.mov/.mkv)")
     e.add_argument("--crop", action=argparse.BooleanOptionalAction, default=True,
                    help="cut the source around its face (default), or with --no-crop use its centre square")
-    e.add_argument("--fps", type=float, default=25.0, help="frame rate of an output video (default 25)")
+    e.add_argument("--fps", type=number_in(0, 1000, low_open=True), default=25.0, help="frame rate of an output video (default 25)")
     add_batch_size(e)
     add_device(e)
     add_quiet(e)

@@ -8,7 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from imf.cli.common import add_batch_size, add_ckpt, add_device, add_quiet, default_device, positive_int, protect_inputs, setup_logging
+from imf.cli.common import (add_batch_size, add_ckpt, add_device, add_quiet, default_device, positive_int,
+                            protect_inputs, setup_logging)
 
 
 def _int_list(text: str) -> list[int]:
@@ -16,6 +17,17 @@ def _int_list(text: str) -> list[int]:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _codec_list(text: str) -> str:
+    from imf.eval.baselines import CODECS
+
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in names if c not in CODECS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"unknown codec(s) {', '.join(unknown) or repr(text)}; "
+                                         f"choose among {', '.join(CODECS)}")
+    return text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_ckpt(r, "model folder with its codec tables")
     r.add_argument("videos", nargs="+", metavar="VIDEO", help="videos (or frame folders) to code")
     r.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    r.add_argument("--codecs", default="x264,x265,av1,vvc", metavar="LIST",
+    r.add_argument("--codecs", type=_codec_list, default="x264,x265,av1,vvc", metavar="LIST",
                    help="comma-separated standard codecs among x264, x265, av1, vvc (default: all); a codec the "
                         "ffmpeg binary lacks is reported and skipped")
     r.add_argument("--qualities", type=_int_list, metavar="Q,Q,...",

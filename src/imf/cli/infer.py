@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from imf.cli.common import add_batch_size, add_ckpt, add_device, add_quiet, frame_index, positive_int, protect_inputs, setup_logging
+from imf.cli.common import (add_batch_size, add_ckpt, add_device, add_quiet, frame_index, positive_int,
+                            protect_inputs, setup_logging)
 
 
 def _crf(text: str) -> int:
