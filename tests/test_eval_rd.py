@@ -131,3 +131,23 @@ def test_imf_eval_rejects_a_bad_reference_frame(setup, capsys):
     code = main(["eval", "--ckpt", str(ckpt), str(video), "--max-frames", "3", "--ref-frame", "5", "--no-fid", "--quiet"])
     assert code == 2
     assert "--ref-frame 5" in capsys.readouterr().err
+
+
+def test_bd_table_reports_what_it_cannot_fit_instead_of_crashing():
+    from imf.eval.rd import bd_table
+
+    def pt(codec, bits, psnr):
+        return RDPoint("v.mp4", codec, codec, "q", 1, 10, 64, 25.0, bits, bits / 1e4, bits / 1e3, {},
+                       {"psnr": psnr})
+
+    points = [pt(OURS, 1000, 20.0), pt(OURS, 2000, float("inf")), pt("x264", 1500, 21.0), pt("x264", 3000, 25.0)]
+    rows = bd_table(points, "v.mp4", "x264", ["psnr"])
+    assert rows and all(r["bd_rate_percent"] is None and "not computed" in r["bd_rate_note"] for r in rows)
+
+
+def test_per_frame_psnr_is_finite_on_an_exact_frame():
+    from imf.eval.reconstruct_eval import FrameScorer
+
+    x = torch.rand(2, 3, 32, 32)
+    scores = FrameScorer(["psnr", "l1"], device="cpu").score(x, x.clone())
+    assert np.allclose(scores["psnr"], 100.0) and np.all(scores["l1"] == 0)

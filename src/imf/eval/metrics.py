@@ -66,6 +66,10 @@ def mse(x: Tensor, y: Tensor) -> Tensor:
     return (x.double() - y.double()).pow(2).flatten(1).mean(1).float()
 
 
+PSNR_MSE_FLOOR = 1e-10
+"""The MSE floor of every reported per-frame PSNR (reports, training logs, RD): at most 100 dB, never inf."""
+
+
 def psnr(x: Tensor, y: Tensor, mse_floor: float | None = None) -> Tensor:
     """PSNR in dB per image (B,): 10·log10(1 / MSE) on RGB in [0, 1]; +inf where the images are equal
     (mse_floor: the MSE is clamped to at least this)."""

@@ -216,8 +216,15 @@ def bd_table(points: Sequence[RDPoint], video: str, codec: str, metrics: Sequenc
         ra, qa = [p.bpp for p in anchor], [to_q(p.quality[metric]) for p in anchor]
         rt, qt = [p.bpp for p in ours], [to_q(p.quality[metric]) for p in ours]
         for method in BD_METHODS:
-            rate = bd_rate_result(ra, qa, rt, qt, method)
-            qual = bd_quality_result(ra, qa, rt, qt, method)
+            try:
+                rate = bd_rate_result(ra, qa, rt, qt, method)
+                qual = bd_quality_result(ra, qa, rt, qt, method)
+            except ValueError as e:  # a curve that cannot be fitted (non-finite or non-positive values)
+                rows.append({"video": video, "anchor": codec, "test": OURS, "metric": metric,
+                             "quality_axis": "1 - " + metric if metric.startswith("lpips") else metric,
+                             "method": method, "bd_rate_percent": None, "bd_rate_note": f"not computed: {e}",
+                             "bd_quality": None, "bd_quality_note": f"not computed: {e}"})
+                continue
             rows.append({"video": video, "anchor": codec, "test": OURS, "metric": metric,
                          "quality_axis": "1 - " + metric if metric.startswith("lpips") else metric,
                          "method": method, "bd_rate_percent": rate.value, "bd_rate_note": rate.note,
