@@ -87,3 +87,25 @@ def test_a_refused_resume_leaves_the_run_config_as_it_was(tmp_path, capsys):
     assert main(argv) != 0
     assert "another model config" in capsys.readouterr().err
     assert (run / "config.yaml").read_text() == before
+
+
+def test_a_failed_checkpoint_write_is_one_line_and_leaves_nothing_behind(tmp_path, monkeypatch):
+    import torch
+
+    from imf.errors import CheckpointError
+    from imf.train.checkpointing import list_checkpoints, save_checkpoint
+
+    save_checkpoint(tmp_path, 1, {"w": torch.ones(3)}, keep=3)
+    first = (tmp_path / "checkpoints" / "step_00000001.pt").read_bytes()
+    (tmp_path / "checkpoints" / "step_00000002.pt.tmp").write_bytes(b"half")  # a killed run's leftover
+
+    def disk_full(obj, f, *a, **k):
+        f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(CheckpointError, match="No space left on device.*earlier checkpoints are intact"):
+        save_checkpoint(tmp_path, 3, {"w": torch.zeros(3)}, keep=3)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_00000001.pt"]
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000001.pt"]
+    assert (tmp_path / "checkpoints" / "step_00000001.pt").read_bytes() == first

@@ -44,12 +44,27 @@ def checkpoint_dir(run_dir: str | Path) -> Path:
 
 
 def save_checkpoint(run_dir: str | Path, step: int, state: dict[str, Any], keep: int) -> Path:
+    """Write ``step_XXXXXXXX.pt`` under a temporary name, fsync it, then rename it into place, so a reader
+    (or a resumed run) never sees half a checkpoint; then keep the last ``keep`` (0 = all). A failed write
+    (disk full, folder not writable) is a CheckpointError of one line: its temporary file is removed and
+    the earlier checkpoints are left as they were. Temporary files of a killed run are removed first."""
     folder = checkpoint_dir(run_dir)
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step_{step:08d}.pt"
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("step_*.pt.tmp"):
+            stale.unlink(missing_ok=True)
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch reports a full disk as a RuntimeError of its stream writer
+        tmp.unlink(missing_ok=True)
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
+        raise CheckpointError(f"could not write the checkpoint {path}: {reason}; the earlier checkpoints "
+                              f"are intact") from None
     for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
     return path
