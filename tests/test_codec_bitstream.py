@@ -142,3 +142,21 @@ def test_fuzz_mutated_valid_files(stream, tables, draw):
             return
     with pytest.raises(BitstreamError):
         _parse(bytes(mutated), tables)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("fps", Fraction(2**32 - 1, 1), "frame rate"),
+    ("fps", Fraction(1, 2**20), "frame rate"),
+    ("width", 65535, "size"),
+    ("height", 2, "size"),
+    ("quality", 200, "quality"),
+    ("token_dim", 65535, "token dim"),
+])
+def test_header_values_at_their_extremes_are_rejected(tables, field, value, message):
+    """Each header field is range-checked against what a real video can be, with one line, no traceback."""
+    good = ImfHeader("ab" * 32, tables.identity(), SIZE, SIZE, Fraction(25), 1, QUALITY, "temporal", "webp", D)
+    buf = io.BytesIO()
+    writer = BitstreamWriter(buf, ImfHeader(**{**good.__dict__, field: value}))
+    writer.finish(0)
+    with pytest.raises(BitstreamError, match=message):
+        BitstreamReader(io.BytesIO(buf.getvalue()), "x.imf")

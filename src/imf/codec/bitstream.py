@@ -33,6 +33,11 @@ from imf.codec.keyframe import KEYFRAME_CODECS
 from imf.codec.packets import ENTROPY_MODES
 from imf.errors import BitstreamError
 
+# What a real video can be: header values outside these ranges are corruption, rejected before any work.
+MIN_SIDE, MAX_SIDE = 8, 8192
+MIN_FPS, MAX_FPS = 0.01, 1000.0
+MAX_TOKEN_DIM = 4096
+
 MAGIC = b"\x89IMF\r\n\x1a\n"
 FORMAT_VERSION = 1
 _HEADER = struct.Struct("<32s32sHHIIIBBBBH")
@@ -183,16 +188,22 @@ class BitstreamReader:
         (model_hash, codec_hash, width, height, fps_num, fps_den, frame_count, quality, entropy,
          kf_codec, flags, token_dim) = _HEADER.unpack(body)
         problems = []
-        if width == 0 or height == 0:
-            problems.append(f"size {width}x{height}")
-        if fps_num == 0 or fps_den == 0:
-            problems.append(f"fps {fps_num}/{fps_den}")
+        if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+            problems.append(f"size {width}x{height} (each side in {MIN_SIDE}..{MAX_SIDE})")
+        if fps_num == 0 or fps_den == 0 or not MIN_FPS <= fps_num / fps_den <= MAX_FPS:
+            problems.append(f"fps {fps_num}/{fps_den} (a frame rate in {MIN_FPS}..{MAX_FPS})")
+        if fps_den > 1 << 20:  # what the writer's limit_denominator can produce
+            problems.append(f"fps denominator {fps_den} (at most 2^20)")
+        if not 1 <= quality <= 12:
+            problems.append(f"quality {quality} (1..12)")
+        if not 1 <= token_dim <= MAX_TOKEN_DIM:
+            problems.append(f"token dim {token_dim} (1..{MAX_TOKEN_DIM})")
         if entropy >= len(ENTROPY_MODES):
             problems.append(f"entropy model {entropy}")
         if kf_codec >= len(KEYFRAME_CODECS):
             problems.append(f"keyframe codec {kf_codec}")
-        if flags != 0 or token_dim == 0 or quality == 0:
-            problems.append(f"flags {flags}, token dim {token_dim}, quality {quality}")
+        if flags != 0:
+            problems.append(f"flags {flags}")
         if problems:
             raise BitstreamError(f"{self.name}: invalid header ({'; '.join(problems)})")
         return ImfHeader(model_hash.hex(), codec_hash.hex(), width, height, Fraction(fps_num, fps_den),
