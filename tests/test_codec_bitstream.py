@@ -26,9 +26,9 @@ def _image(seed):
     return (rng.random((SIZE, SIZE, 3)) * 255).astype(np.uint8)
 
 
-def _build(tables, entropy="temporal"):
+def _build(tables, entropy="temporal", seed=0):
     """A valid stream: keyframe, 2 packets, keyframe, 1 packet (2 + 7 frames); and its units."""
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     level = tables.level(QUALITY)
     symbols = level.quantizer.quantize(np.cumsum(rng.normal(0, 0.3, (7, D)), axis=0).astype(np.float32))
     header = ImfHeader("ab" * 32, tables.identity(), SIZE, SIZE, Fraction(30000, 1001), 0, QUALITY, entropy, "webp", D)
@@ -94,11 +94,13 @@ def test_errors_name_the_problem(stream, tables):
     _expect(data[: len(data) - 9], tables, "truncated")
     _expect(data[:300], tables, "truncated")
     _expect(data + b"\x00", tables, "unexpected bytes after the end record")
-    newer = data[:8] + struct.pack("<H", 2) + data[10:]
-    _expect(newer, tables, "unsupported .imf format version 2")
+    newer = data[:8] + struct.pack("<H", 3) + data[10:]
+    _expect(newer, tables, "unsupported .imf format version 3")
+    older = data[:8] + struct.pack("<H", 1) + data[10:]
+    _expect(older, tables, "format version 1, whose records are not bound")
     flipped = bytearray(data)
     flipped[200] ^= 0x10
-    _expect(bytes(flipped), tables, "CRC mismatch")
+    _expect(bytes(flipped), tables, "CRC chain broken")
     flipped = bytearray(data)
     flipped[20] ^= 0x01
     _expect(bytes(flipped), tables, "corrupted header")
@@ -160,3 +162,39 @@ def test_header_values_at_their_extremes_are_rejected(tables, field, value, mess
     writer.finish(0)
     with pytest.raises(BitstreamError, match=message):
         BitstreamReader(io.BytesIO(buf.getvalue()), "x.imf")
+
+
+def _records(data):
+    """(offset, end) of every record after the 100-byte preamble."""
+    from imf.codec.bitstream import PREAMBLE_BYTES
+
+    spans, pos = [], PREAMBLE_BYTES
+    while pos < len(data):
+        length, shift, i = 0, 0, pos + 1
+        while True:
+            b = data[i]
+            length |= (b & 0x7F) << shift
+            i, shift = i + 1, shift + 7
+            if not b & 0x80:
+                break
+        spans.append((pos, i + length + 4))
+        pos = i + length + 4
+    return spans
+
+
+def test_reordered_dropped_or_spliced_records_are_rejected(stream, tables):
+    """Each record's CRC is chained to the one before it: no record can move, vanish or come from another
+    file (with the same header) without the file being refused."""
+    data, _ = stream
+    spans = _records(data)
+    parts = [data[a:b] for a, b in spans]
+    head = data[:spans[0][0]]
+    assert len(parts) >= 4  # keyframe, packets..., end
+    swapped = head + b"".join([parts[0], parts[2], parts[1], *parts[3:]])
+    _expect(swapped, tables, "CRC chain broken")
+    dropped = head + b"".join([parts[0], *parts[2:]])
+    _expect(dropped, tables, "CRC chain broken")
+    other, _ = _build(tables, entropy="temporal", seed=1)
+    other_parts = [other[a:b] for a, b in _records(other)]
+    spliced = head + b"".join([parts[0], other_parts[1], *parts[2:]])
+    _expect(spliced, tables, "CRC chain broken")

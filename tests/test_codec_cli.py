@@ -77,7 +77,7 @@ def test_damaged_file_exits_2_and_writes_nothing(workdir, tmp_path, capsys, dama
     data = bytearray(workdir["imf"].read_bytes())
     if damage == "flip":
         data[len(data) // 2] ^= 0x04
-        match = "CRC mismatch"
+        match = "CRC chain broken"
     elif damage == "truncate":
         data = data[: len(data) - 7]
         match = "truncated"

@@ -10,7 +10,13 @@ Layout (all integers little-endian)::
                       flags u8 (0) | token dimension u16
     crc      u32      zlib.crc32 of version + header
     records  ...      type u8 | payload length (unsigned LEB128, at most 4 bytes) | payload |
-                      u32 zlib.crc32 of type + length + payload
+                      u32 zlib.crc32 of type + length + payload, seeded with the previous record's CRC
+
+The record CRCs form a chain: the first is seeded with the CRC of version + header with its frame count
+set to 0 (the writer patches the count at the end), each next one with the CRC of the record before it.
+A record moved, dropped, duplicated or taken from another file breaks the chain at the next record (END
+always follows), so such files are rejected instead of decoding to wrong frames; the chain costs no bytes.
+Version 1 files (records checked one by one) are refused with a message.
 
 Record types: KEYFRAME (payload: intra-coded image bytes; the frame itself is that image),
 TOKENS (a token packet, see :mod:`imf.codec.packets`; one frame per token), END (payload: u32 frame
@@ -39,7 +45,7 @@ MIN_FPS, MAX_FPS = 0.01, 1000.0
 MAX_TOKEN_DIM = 4096
 
 MAGIC = b"\x89IMF\r\n\x1a\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _HEADER = struct.Struct("<32s32sHHIIIBBBBH")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
@@ -82,6 +88,12 @@ def _pack_header(h: ImfHeader) -> bytes:
     return MAGIC + versioned + _U32.pack(zlib.crc32(versioned))
 
 
+def _chain_seed(version_bytes: bytes, body: bytes) -> int:
+    """CRC that seeds the record chain: version + header body with the frame count (offset 76, u32) zeroed."""
+    count_at = 32 + 32 + 2 + 2 + 4 + 4
+    return zlib.crc32(version_bytes + body[:count_at] + b"\0\0\0\0" + body[count_at + 4:])
+
+
 def _uvarint(n: int) -> bytes:
     out = bytearray()
     while True:
@@ -104,7 +116,10 @@ class BitstreamWriter:
         self.f = f
         self.header = header
         self._start = f.tell()
-        f.write(_pack_header(header))
+        preamble = _pack_header(header)
+        f.write(preamble)
+        self._chain = _chain_seed(preamble[len(MAGIC):len(MAGIC) + _U16.size],
+                                  preamble[len(MAGIC) + _U16.size:len(MAGIC) + _U16.size + _HEADER.size])
         self.header_bytes = PREAMBLE_BYTES
         self.keyframe_bytes = 0
         self.token_bytes = 0
@@ -113,7 +128,8 @@ class BitstreamWriter:
         if kind not in RECORD_NAMES or len(payload) > MAX_RECORD_BYTES:
             raise ValueError(f"bad record: type {kind}, {len(payload)} bytes")
         head = bytes([kind]) + _uvarint(len(payload))
-        crc = zlib.crc32(payload, zlib.crc32(head))
+        crc = zlib.crc32(payload, zlib.crc32(head, self._chain))
+        self._chain = crc
         self.f.write(head + payload + _U32.pack(crc))
         framing = len(head) + _U32.size
         if kind == KEYFRAME:
@@ -178,6 +194,9 @@ class BitstreamReader:
         self._pos = len(MAGIC)
         raw_version = self._read(_U16.size, "the version")
         (version,) = _U16.unpack(raw_version)
+        if version == 1:
+            raise BitstreamError(f"{self.name}: an .imf file of format version 1, whose records are not bound to "
+                                 f"their place; this imf reads version {FORMAT_VERSION}: encode the video again")
         if version != FORMAT_VERSION:
             raise BitstreamError(f"{self.name}: unsupported .imf format version {version} "
                                  f"(this imf reads version {FORMAT_VERSION})")
@@ -185,6 +204,7 @@ class BitstreamReader:
         (crc,) = _U32.unpack(self._read(_U32.size, "the header"))
         if zlib.crc32(raw_version + body) != crc:
             raise BitstreamError(f"{self.name}: corrupted header (CRC mismatch)")
+        self._chain = _chain_seed(raw_version, body)
         (model_hash, codec_hash, width, height, fps_num, fps_den, frame_count, quality, entropy,
          kf_codec, flags, token_dim) = _HEADER.unpack(body)
         problems = []
@@ -233,9 +253,10 @@ class BitstreamReader:
             length, raw_len = self._read_length()
             payload = self._read(length, f"a {RECORD_NAMES[kind[0]]} record")
             (crc,) = _U32.unpack(self._read(_U32.size, f"a {RECORD_NAMES[kind[0]]} record"))
-            if zlib.crc32(payload, zlib.crc32(kind + raw_len)) != crc:
-                raise BitstreamError(f"{self.name}: corrupted {RECORD_NAMES[kind[0]]} record at byte {offset} "
-                                     f"(CRC mismatch)")
+            if zlib.crc32(payload, zlib.crc32(kind + raw_len, self._chain)) != crc:
+                raise BitstreamError(f"{self.name}: corrupted, reordered or foreign {RECORD_NAMES[kind[0]]} record "
+                                     f"at byte {offset} (CRC chain broken)")
+            self._chain = crc
             if kind[0] == END:
                 if length != _U32.size:
                     raise BitstreamError(f"{self.name}: malformed end record at byte {offset}")
