@@ -109,3 +109,44 @@ def test_a_failed_checkpoint_write_is_one_line_and_leaves_nothing_behind(tmp_pat
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_00000001.pt"]
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000001.pt"]
     assert (tmp_path / "checkpoints" / "step_00000001.pt").read_bytes() == first
+
+
+def test_untrusted_checkpoints_are_refused_before_or_while_loading(tmp_path, tiny_model):
+    import json
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    import imf
+    from imf.errors import CheckpointError, ConfigError
+
+    tiny_model.save_pretrained(tmp_path / "m")
+    state = load_file(str(tmp_path / "m" / "model.safetensors"))
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name] = state[name].clone()
+    state[name].view(-1)[0] = float("nan")
+    save_file(state, str(tmp_path / "m" / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=f"{name} holds NaN or Inf"):
+        imf.load_model(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config["config"]["frame_decoder_channels"] = [10**7, 64, 32, 32, 16]  # gigabytes if built
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises((ConfigError, CheckpointError), match="widths in 1..2048"):
+        imf.load_model(tmp_path / "m")
+
+
+def test_a_malformed_training_state_is_one_line(tmp_path, capsys):
+    import torch
+
+    clip = tmp_path / "blob.mp4"
+    moving_blob_clip(clip)
+    run = tmp_path / "run"
+    assert main(_train_argv(tmp_path, clip, run)) == 0
+    ckpt = run / "checkpoints" / "step_00000001.pt"
+    state = torch.load(ckpt, weights_only=True)
+    del state["opt_g"]
+    torch.save(state, ckpt)
+    capsys.readouterr()
+    assert main(_train_argv(tmp_path, clip, run, "--resume", "--max-steps", "2")) == 2
+    err = capsys.readouterr().err
+    assert "not a training state" in err and "Traceback" not in err

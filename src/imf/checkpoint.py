@@ -115,6 +115,9 @@ def load_weights(module: torch.nn.Module, weights: Path, map_location: str | tor
                                   f"the config needs {tuple(expected[name].shape)}")
         if tensor.is_floating_point():
             state[name] = tensor.float()
+            if not bool(torch.isfinite(state[name]).all()):
+                raise CheckpointError(f"{weights}: tensor {name} holds NaN or Inf values (a diverged or damaged "
+                                      f"checkpoint)")
     module.load_state_dict(state)
 
 

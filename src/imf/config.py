@@ -29,6 +29,13 @@ def _tupleize(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
+MAX_RESOLUTION = 1024
+MAX_WIDTH = 2048
+"""Largest channel width (and token size) a config may ask for: 4× paper-256's widest layer."""
+MAX_COUNT = 64
+"""Largest layer / block / head count of any part."""
+
+
 @dataclass(frozen=True)
 class IMFConfig:
     """Architecture of the whole IMF generator (E_T, E_F, IMF_D, IMF_A, D_F) and its discriminator.
@@ -130,10 +137,35 @@ class IMFConfig:
 
     def validate(self) -> None:
         r = self.resolution
-        if not isinstance(r, int) or r < 64 or r & (r - 1):
-            raise ConfigError(f"resolution must be a power of two >= 64, got {r!r}")
-        if not isinstance(self.d_m, int) or self.d_m < 1:
-            raise ConfigError(f"d_m must be a positive integer, got {self.d_m!r}")
+        if not isinstance(r, int) or r < 64 or r > MAX_RESOLUTION or r & (r - 1):
+            raise ConfigError(f"resolution must be a power of two in 64..{MAX_RESOLUTION}, got {r!r}")
+        if not isinstance(self.d_m, int) or not 1 <= self.d_m <= MAX_WIDTH:
+            raise ConfigError(f"d_m must be an integer in 1..{MAX_WIDTH}, got {self.d_m!r}")
+        # bounds before anything is built: a damaged config.json must not allocate gigabytes first
+        widths = {"token_encoder_stem": (self.token_encoder_stem,), "token_encoder_channels": self.token_encoder_channels,
+                  "token_encoder_mlp_width": (self.token_encoder_mlp_width,),
+                  "feature_encoder_stem": (self.feature_encoder_stem,),
+                  "feature_encoder_channels": self.feature_encoder_channels,
+                  "token_decoder_channels": self.token_decoder_channels,
+                  "token_decoder_side_channels": (self.token_decoder_side_channels,),
+                  "transformer_head_dim": (self.transformer_head_dim,),
+                  "frame_decoder_channels": self.frame_decoder_channels,
+                  "discriminator_channels": self.discriminator_channels}
+        for name, values in widths.items():
+            if any(not 1 <= v <= MAX_WIDTH for v in values):
+                raise ConfigError(f"{name} must be widths in 1..{MAX_WIDTH}, got {values}")
+        counts = {"token_encoder_mlp_layers": (self.token_encoder_mlp_layers,),
+                  "token_decoder_layers": self.token_decoder_layers, "transformer_blocks": (self.transformer_blocks,),
+                  "transformer_ffn_ratio": (self.transformer_ffn_ratio,),
+                  "cross_attention_heads": (self.cross_attention_heads,),
+                  "frame_decoder_block_resblocks": (self.frame_decoder_block_resblocks,),
+                  "frame_decoder_skip_blocks": (self.frame_decoder_skip_blocks,),
+                  "discriminator_scales": (self.discriminator_scales,)}
+        for name, values in counts.items():
+            if any(v > MAX_COUNT for v in values):
+                raise ConfigError(f"{name} must be at most {MAX_COUNT}, got {values}")
+        if not (math.isfinite(self.pos_embed_init_std) and 0 <= self.pos_embed_init_std <= 100):
+            raise ConfigError(f"pos_embed_init_std must be a number in [0, 100], got {self.pos_embed_init_std!r}")
         n_down = int(math.log2(r // 4))
         if len(self.token_encoder_channels) != n_down:
             raise ConfigError(

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from imf.data.dataset import PairDataset
 from imf.data.stills import training_pairs
 from imf.devices import resolve_device
-from imf.errors import IMFError
+from imf.errors import CheckpointError, IMFError
 from imf.eval.metrics import psnr
 from imf.models.discriminator import MultiScaleDiscriminator
 from imf.models.imf import IMF
@@ -133,6 +133,15 @@ class Trainer:
                 "nonfinite_in_a_row": self.nonfinite_in_a_row, "config": json.dumps(self.config.to_dict())}
 
     def _load(self, state: dict[str, Any]) -> None:
+        try:
+            self._load_state(state)
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
+            if isinstance(e, IMFError):
+                raise
+            raise CheckpointError(f"--resume: the latest checkpoint in {self.run_dir} is not a training state this "
+                                  f"imf can continue ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+
+    def _load_state(self, state: dict[str, Any]) -> None:
         if json.loads(state["config"])["model"] != self.config.model.to_dict():
             raise IMFError("--resume: the run's checkpoint was made with another model config")
         self.generator.load_state_dict(state["generator"])
