@@ -198,3 +198,22 @@ def test_reordered_dropped_or_spliced_records_are_rejected(stream, tables):
     other_parts = [other[a:b] for a, b in _records(other)]
     spliced = head + b"".join([parts[0], other_parts[1], *parts[2:]])
     _expect(spliced, tables, "CRC chain broken")
+
+
+@FUZZ
+@given(st.data())
+def test_fuzz_record_level_edits(stream, tables, draw):
+    """Any reordering, drop, duplication or splice (from a file with the same header) of whole records is
+    refused: none decodes silently."""
+    data, _ = stream
+    spans = _records(data)
+    head, parts = data[:spans[0][0]], [data[a:b] for a, b in spans]
+    other, _ = _build(tables, entropy="temporal", seed=3)
+    foreign = [other[a:b] for a, b in _records(other)]
+    pool = [("own", i) for i in range(len(parts))] + [("foreign", i) for i in range(len(foreign))]
+    picked = draw.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=len(parts) + 2))
+    if picked in ([("own", i) for i in range(len(parts))], [("foreign", i) for i in range(len(foreign))]):
+        return  # one of the two files itself (their headers are byte-identical)
+    body = b"".join(parts[i] if src == "own" else foreign[i] for src, i in picked)
+    with pytest.raises(BitstreamError):
+        _parse(head + body, tables)
