@@ -8,9 +8,10 @@ import torch
 from PIL import Image
 
 import imf
+from imf.checkpoint import load_editor
 from imf.editing.measures import LANDMARK_MEASURES
 from imf.errors import CheckpointError, ConfigError
-from imf.models.editor import EditorConfig, TokenEditor, load_editor
+from imf.models.editor import EditorConfig, TokenEditor
 
 
 def _editor(d_m=32, names=("a", "b", "c"), **kw) -> TokenEditor:
@@ -233,7 +234,7 @@ def test_editor_for_another_token_size_is_refused(edit_setup, monkeypatch, capsy
 def test_shipped_editor_belongs_to_the_shipped_model():
     from imf.assets import shipped_editor_path, shipped_model_path
     from imf.checkpoint import load_model, model_hash
-    from imf.models.editor import load_editor, read_editor_meta
+    from imf.checkpoint import load_editor, read_editor_meta
 
     model = load_model(shipped_model_path())
     editor = load_editor(shipped_editor_path(), "cpu")

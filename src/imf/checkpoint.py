@@ -1,4 +1,6 @@
-"""Model checkpoints: a folder with ``config.json`` (the IMFConfig) and ``model.safetensors`` (weights).
+"""Every model folder, in one place: the IMF (``config.json`` + ``model.safetensors``) and the token editor ψ
+(``editor_config.json`` + ``editor.safetensors``). The models import no I/O; their ``save_pretrained`` /
+``from_pretrained`` conveniences call this module.
 
 The architecture is rebuilt from the config, never inferred from tensor shapes; every mismatch between
 the config and the weights is reported by name. Training state (optimisers, EMA, RNG) lives apart, in
@@ -18,11 +20,15 @@ from safetensors.torch import load_file, save_file
 
 from imf.config import LAYOUT_VERSION, IMFConfig
 from imf.errors import CheckpointError, ConfigError
+from imf.models.editor import EditorConfig, TokenEditor
+from imf.models.imf import IMF
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT = "imf-model"
 FORMAT_VERSION = 1
+EDITOR_CONFIG_NAME, EDITOR_WEIGHTS_NAME = "editor_config.json", "editor.safetensors"
+EDITOR_FORMAT, EDITOR_FORMAT_VERSION = "imf-editor", 1
 """Version of the folder format (config.json + model.safetensors). The network's layout has its own
 version, ``imf.config.LAYOUT_VERSION``, stored beside it as ``layout_version``."""
 
@@ -78,10 +84,8 @@ def read_config(path) -> IMFConfig:
         raise CheckpointError(f"{cfg_path}: bad config: {e}") from None
 
 
-def load_model(path, map_location: str | torch.device = "cpu"):
+def load_model(path, map_location: str | torch.device = "cpu") -> IMF:
     """Rebuild an IMF from ``path/config.json`` and load ``path/model.safetensors`` (cast to fp32)."""
-    from imf.models.imf import IMF
-
     path = Path(path)
     config = read_config(path)
     model = IMF(config)
@@ -131,3 +135,51 @@ def model_hash(model) -> str:
             t = t.float()
         h.update(t.contiguous().numpy().tobytes())
     return h.hexdigest()
+
+# ------------------------------------------------------------------------------------------ editor folders
+def save_editor(editor: TokenEditor, path: str | os.PathLike, extra: dict | None = None) -> None:
+    """Write ``path/editor_config.json`` (config + ``extra`` metadata, e.g. the IMF's model hash) and
+    ``path/editor.safetensors``, each atomically."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().float().contiguous() for k, v in editor.state_dict().items()}
+    tmp = path / (EDITOR_WEIGHTS_NAME + ".tmp")
+    save_file(state, str(tmp), metadata={"format": EDITOR_FORMAT})
+    os.replace(tmp, path / EDITOR_WEIGHTS_NAME)
+    meta = {"format": EDITOR_FORMAT, "format_version": EDITOR_FORMAT_VERSION, "config": editor.config.to_dict(),
+            **(extra or {})}
+    _atomic_write_bytes(path / EDITOR_CONFIG_NAME, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_editor_meta(path: str | os.PathLike) -> dict:
+    """The parsed ``editor_config.json`` of an editor folder (config under "config", plus metadata)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"editor folder {path} does not exist")
+    cfg = path / EDITOR_CONFIG_NAME
+    if not cfg.is_file():
+        hint = " (that is an IMF model folder, not an editor)" if (path / "config.json").is_file() else ""
+        raise CheckpointError(f"{cfg} is missing: not an imf editor folder{hint}")
+    try:
+        meta = json.loads(cfg.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{cfg} is not valid JSON: {e}") from None
+    if not isinstance(meta, dict) or meta.get("format") != EDITOR_FORMAT:
+        raise CheckpointError(f"{cfg} is not an imf editor config")
+    if meta.get("format_version") != EDITOR_FORMAT_VERSION:
+        raise CheckpointError(f"{cfg}: unsupported format_version {meta.get('format_version')!r} "
+                              f"(this imf reads {EDITOR_FORMAT_VERSION})")
+    return meta
+
+
+def load_editor(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> TokenEditor:
+    """Rebuild ψ from ``path/editor_config.json`` and load ``path/editor.safetensors`` (eval mode)."""
+    path = Path(path)
+    meta = read_editor_meta(path)
+    try:
+        config = EditorConfig.from_dict(meta.get("config"))
+    except ConfigError as e:
+        raise CheckpointError(f"{path / EDITOR_CONFIG_NAME}: bad config: {e}") from None
+    editor = TokenEditor(config)
+    load_weights(editor, path / EDITOR_WEIGHTS_NAME, map_location)
+    return editor.to(map_location).eval()

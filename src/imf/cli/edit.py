@@ -130,7 +130,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _load(args):
     """(IMF, ψ, ψ's metadata, device) from --ckpt, --editor and --device."""
     from imf.checkpoint import load_model
-    from imf.models.editor import load_editor, read_editor_meta
+    from imf.checkpoint import load_editor, read_editor_meta
 
     ckpt, editor = _paths(args)
     device = default_device(args.device)
@@ -158,7 +158,7 @@ def run_edit(args: argparse.Namespace) -> int:
     from imf.errors import InputError
 
     from imf.checkpoint import load_model
-    from imf.models.editor import load_editor, read_editor_meta
+    from imf.checkpoint import load_editor, read_editor_meta
 
     out = Path(args.output)
     is_image = out.suffix.lower() in IMAGE_EXTS

@@ -1,29 +1,21 @@
-"""ψ, the token editor of the paper's §3.4 (token manipulation), its config and its folder format.
+"""ψ, the token editor of the paper's §3.4 (token manipulation), and its config.
 
-Saved like the model: a folder with ``editor_config.json`` and ``editor.safetensors``.
+Saved like the model (``imf.checkpoint``: a folder with ``editor_config.json`` and ``editor.safetensors``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
-from imf.checkpoint import load_weights
-from imf.errors import CheckpointError, ConfigError
+from imf.errors import ConfigError
 from imf.strict import from_mapping
 
-EDITOR_CONFIG_NAME = "editor_config.json"
-EDITOR_WEIGHTS_NAME = "editor.safetensors"
-FORMAT = "imf-editor"
-FORMAT_VERSION = 1
 CONDITION_SOURCES = ("landmarks", "file")
 
 
@@ -149,56 +141,16 @@ class TokenEditor(nn.Module):
         delta = self.decoder(z)  # (b, d)
         return t_s + delta if c.residual else delta
 
-    # ---- checkpoints -------------------------------------------------------------------------------
+    # ---- folders: the I/O lives in imf.checkpoint, with every other model folder -----------------------
     def save_pretrained(self, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> None:
-        """Write ``path/editor_config.json`` (config + ``extra`` metadata, e.g. the IMF's model hash) and
-        ``path/editor.safetensors``, each atomically."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().float().contiguous() for k, v in self.state_dict().items()}
-        tmp = path / (EDITOR_WEIGHTS_NAME + ".tmp")
-        save_file(state, str(tmp), metadata={"format": FORMAT})
-        os.replace(tmp, path / EDITOR_WEIGHTS_NAME)
-        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": self.config.to_dict(),
-                **(extra or {})}
-        tmp = path / (EDITOR_CONFIG_NAME + ".tmp")
-        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path / EDITOR_CONFIG_NAME)
+        """``imf.checkpoint.save_editor``: ``path/editor_config.json`` (+ ``extra`` metadata) and
+        ``path/editor.safetensors``, each written atomically."""
+        from imf.checkpoint import save_editor
+
+        save_editor(self, path, extra)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> "TokenEditor":
+        from imf.checkpoint import load_editor
+
         return load_editor(path, map_location)
-
-
-def read_editor_meta(path: str | os.PathLike) -> dict[str, Any]:
-    """The parsed ``editor_config.json`` of an editor folder (config under "config", plus metadata)."""
-    path = Path(path)
-    if not path.is_dir():
-        raise CheckpointError(f"editor folder {path} does not exist")
-    cfg = path / EDITOR_CONFIG_NAME
-    if not cfg.is_file():
-        hint = " (that is an IMF model folder, not an editor)" if (path / "config.json").is_file() else ""
-        raise CheckpointError(f"{cfg} is missing: not an imf editor folder{hint}")
-    try:
-        meta = json.loads(cfg.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{cfg} is not valid JSON: {e}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{cfg} is not an imf editor config")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{cfg}: unsupported format_version {meta.get('format_version')!r} "
-                              f"(this imf reads {FORMAT_VERSION})")
-    return meta
-
-
-def load_editor(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> TokenEditor:
-    """Rebuild ψ from ``path/editor_config.json`` and load ``path/editor.safetensors`` (eval mode)."""
-    path = Path(path)
-    meta = read_editor_meta(path)
-    try:
-        config = EditorConfig.from_dict(meta.get("config"))
-    except ConfigError as e:
-        raise CheckpointError(f"{path / EDITOR_CONFIG_NAME}: bad config: {e}") from None
-    editor = TokenEditor(config)
-    load_weights(editor, path / EDITOR_WEIGHTS_NAME, map_location)
-    return editor.to(map_location).eval()
