@@ -89,3 +89,13 @@ def test_gpu_script_dry_run(tmp_path):
         assert row["frames_per_s"] > 0
     assert r["training"]["samples_per_s"] > 0 and r["skipped"] == []
     assert {"fp32", "bf16"} <= set(r["matmul_peak"])
+
+
+def test_profiler_lines_do_not_leak_into_the_output(capfd):
+    import torch
+
+    from imf.bench.profile import top_ops
+
+    rows = top_ops(lambda: torch.randn(32, 32) @ torch.randn(32, 32), rows=3)
+    out, err = capfd.readouterr()
+    assert len(rows) == 3 and "STAGE:" not in out + err and "ActivityProfiler" not in out + err
