@@ -199,25 +199,14 @@ def run_decode(args: argparse.Namespace) -> int:
 
 
 def _expand_sources(paths: list[str]) -> list[Path]:
-    from imf.data.video import VIDEO_EXTS, list_frame_files
+    """Clips of --data, found as training finds them (videos, frame folders, folders of clips, .txt lists)."""
+    from imf.data.dataset import find_clips
     from imf.errors import InputError
 
-    out: list[Path] = []
-    for text in paths:
-        path = Path(text)
-        if not path.exists():
-            raise InputError(f"{path}: no such file or folder")
-        if path.is_dir():
-            videos = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_EXTS)
-            if videos:
-                out.extend(videos)
-            elif list_frame_files(path):
-                out.append(path)  # a folder of frames is one clip
-            else:
-                raise InputError(f"{path}: folder holds no videos or frames")
-        else:
-            out.append(path)
-    return out
+    clips = find_clips(paths)
+    if not clips:
+        raise InputError(f"no video or frame folder found in {', '.join(paths)}")
+    return [c.path for c in clips]
 
 
 def run_fit(args: argparse.Namespace) -> int:
