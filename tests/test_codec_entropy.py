@@ -205,3 +205,15 @@ def test_token_codec_compress_decompress(tables, mode):
         torch.testing.assert_close(receiver.decompress(payload), tokens_hat, rtol=0, atol=0)
     with pytest.raises(CheckpointError):
         TokenCodec(tables, 5, mode)  # not a fitted quality
+
+
+def test_edited_fitted_statistics_are_noticed(tables, tmp_path):
+    import json
+
+    tables.save(tmp_path)
+    CodecTables.load(tmp_path)
+    meta = json.loads((tmp_path / "codec.json").read_text())
+    meta["info"]["bits_per_frame"] = {"6": {"static": 1.0, "temporal": 1.0}}  # a lie --target-kbps would read
+    (tmp_path / "codec.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="were edited after fitting"):
+        CodecTables.load(tmp_path)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from imf.codec.entropy import PRECISION, SymbolTable
@@ -30,6 +31,13 @@ from imf.errors import CheckpointError
 TABLES_FORMAT = 1
 JSON_NAME = "codec.json"
 ARRAYS_NAME = "codec.safetensors"
+
+
+def _info_digest(info: dict) -> str:
+    """sha256 of the fitted statistics (canonical JSON): stored in codec.safetensors, checked at load, so an
+    edit of codec.json's "info" (the bits per frame that --target-kbps reads) is noticed. Tables saved
+    before this check carry no digest and load as before."""
+    return hashlib.sha256(json.dumps(info, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -112,7 +120,7 @@ class CodecTables:
         meta = {"format": TABLES_FORMAT, "precision": PRECISION, "dim": self.dim, "levels": levels,
                 "model_hash": self.model_hash, "identity": self.identity(), "info": self.info}
         tmp_arrays = folder / (ARRAYS_NAME + ".tmp")
-        save_file(arrays, str(tmp_arrays))
+        save_file(arrays, str(tmp_arrays), metadata={"info_sha256": _info_digest(self.info)})
         tmp_json = folder / (JSON_NAME + ".tmp")
         tmp_json.write_text(json.dumps(meta, indent=2) + "\n")
         os.replace(tmp_arrays, folder / ARRAYS_NAME)
@@ -130,6 +138,8 @@ class CodecTables:
         try:
             meta = json.loads(jpath.read_text())
             arrays = {k: v.numpy() for k, v in load_file(str(apath)).items()}
+            with safe_open(str(apath), "pt") as f:
+                info_digest = (f.metadata() or {}).get("info_sha256")
             if meta.get("format") != TABLES_FORMAT or meta.get("precision") != PRECISION:
                 raise CheckpointError(f"{jpath}: codec tables format {meta.get('format')!r} "
                                       f"(precision {meta.get('precision')!r}) is not format {TABLES_FORMAT}")
@@ -150,6 +160,9 @@ class CodecTables:
             raise CheckpointError(f"{folder}: unreadable codec tables ({type(e).__name__}: {e})") from None
         if meta.get("identity") != tables.identity():
             raise CheckpointError(f"{folder}: codec tables do not match their recorded identity (altered files?)")
+        if info_digest is not None and info_digest != _info_digest(tables.info):
+            raise CheckpointError(f"{jpath}: the fitted statistics (\"info\": bits per frame, sources) were edited "
+                                  f"after fitting; refit with `imf codec fit`")
         return tables
 
 
