@@ -117,7 +117,7 @@ def run_case(argv: list[str], protected: list[Path]) -> dict:
     else:
         kind = "other"
     return {"argv": argv[:1] + [a if "/" not in a else Path(a).name for a in argv[1:]], "status": status,
-            "kind": kind, "message": (escaped or (lines[-1] if lines else ""))[:200], "inputs_changed": changed}
+            "kind": kind, "message": escaped or (lines[-1] if lines else ""), "inputs_changed": changed}
 
 
 def mutations(data: bytes, n: int, seed: int) -> list[tuple[str, bytes]]:
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
         protected = [p["clip"], p["imf"]]
         rows = [run_case(a, protected) for a in cases(p)]
         for r in rows:  # the scratch folder's name is of this run only
-            r["message"] = r["message"].replace(str(p["root"]), "SCRATCH")
+            r["message"] = r["message"].replace(str(p["root"]), "SCRATCH")[:200]
         tables = load_tables(p["model"])
         data = p["imf"].read_bytes()
         files = {"clean": 0, "silent": 0, "traceback": 0}
