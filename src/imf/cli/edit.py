@@ -214,12 +214,13 @@ def run_train_editor(args: argparse.Namespace) -> int:
         changes["batch_size"] = args.batch_size
     if changes:
         config = config.replace(**changes)
+    device = default_device(args.device)  # an absent device is refused before --overwrite removes anything
     missing = [p for p in args.data if not Path(p).exists()]
     if missing:  # before --overwrite removes anything
         raise InputError(f"--data {missing[0]}: no such file or folder")
     prepare_run_folder(args.out, resume=args.resume, overwrite=args.overwrite)
     trainer = EditorTrainer(config, args.ckpt, args.data, args.out, resume=args.resume,
-                            device=default_device(args.device), progress=not args.quiet)
+                            device=device, progress=not args.quiet)
     print(json.dumps(trainer.fit(), indent=2))
     return 0
 

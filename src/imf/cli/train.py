@@ -49,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
                                    ("num_workers", args.num_workers)) if v is not None}
     if overrides:
         config = config.replace_run(**overrides)
+    from imf.devices import resolve_device
+
+    resolve_device(args.device)  # an absent device is refused before --overwrite removes anything
     missing = [p for p in args.data if not Path(p).exists()]
     if missing:  # before --overwrite removes anything
         raise InputError(f"--data {missing[0]}: no such file or folder")
