@@ -115,7 +115,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "conditions", help="measure head pose and expression on every frame of a video into a condition CSV",
         description="Measure the built-in landmark conditions (yaw, pitch, roll in degrees; eye, mouth openness) "
                     "on every frame of a video's centre square and write them as a CSV track for "
-                    "`imf edit --conditions` (frames without a face get empty cells).")
+                    "`imf edit --conditions` (frames without a face get empty cells). dlib runs on the CPU, so "
+                    "there is no --device.")
     c.add_argument("video", metavar="VIDEO", help="video file or frame folder")
     c.add_argument("-o", "--output", required=True, metavar="FILE.csv", help="output CSV")
     c.add_argument("--names", type=_names, default=None, metavar="NAMES",

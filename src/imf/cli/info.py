@@ -11,7 +11,8 @@ from imf.config import PRESETS
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="parameters per part, feature shapes and FLOPs per frame",
                        description="Print parameters per part, feature shapes and FLOPs per frame "
-                                   "(per reference and per frame) of a preset or a checkpoint.")
+                                   "(per reference and per frame) of a preset or a checkpoint. Counted on the "
+                                   "CPU without running the model, so there is no --device.")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", choices=PRESETS, default=None, help="a built-in preset (default: paper-256)")
     src.add_argument("--ckpt", metavar="DIR", help="a checkpoint folder (config.json + model.safetensors)")
