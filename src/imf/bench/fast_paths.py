@@ -1,6 +1,6 @@
 """A/B timings of each fast path against its plain path, on the same decode, interleaved.
 
-- ``channels_last``: conv weights NCHW (plain) vs channels-last (``imf.models.fast.channels_last_``).
+- ``channels_last``: conv weights NCHW (plain) vs channels-last (``imf.fast.channels_last_``).
 - ``modulation``: every ModulatedConv2d on the grouped conv (``fused=True``, the former default), on the
   scaled activations (``fused=False``), and choosing per call (``fused=None``, the default now).
 - ``attention``: the explicit softmax path (materialises n×m scores) vs SDPA on its fused kernels.
@@ -20,7 +20,7 @@ import torch
 from imf.bench.timing import synchronize
 from imf.layers.attention import set_sdpa
 from imf.layers.modulated import set_fused_modulation
-from imf.models.fast import channels_last_
+from imf.fast import channels_last_
 
 
 def _plain_layout(model):

@@ -61,7 +61,7 @@ def measure_in_process(preset: str, batch: int, device: torch.device, seed: int 
     config = imf.IMFConfig.preset(preset)
     model = imf.IMF(config).eval().requires_grad_(False).to(device)
     if fast:
-        from imf.models.fast import optimize_for_inference
+        from imf.fast import optimize_for_inference
 
         optimize_for_inference(model)
     s = config.resolution
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", required=True, help="model preset")
     p.add_argument("--batch", type=int, default=1, help="frames decoded at once")
     p.add_argument("--threads", type=int, default=None, help="torch threads")
-    p.add_argument("--plain", action="store_true", help="without imf.models.fast.optimize_for_inference")
+    p.add_argument("--plain", action="store_true", help="without imf.fast.optimize_for_inference")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

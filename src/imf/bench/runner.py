@@ -46,7 +46,7 @@ class BenchOptions:
     train_repeats: int = 3
     peak_seconds: float = 3.0
     fast: bool = True
-    """Measure the model after ``imf.models.fast.optimize_for_inference`` (channels-last convs)."""
+    """Measure the model after ``imf.fast.optimize_for_inference`` (channels-last convs)."""
     compare: bool = True
     """A/B each fast path against its plain path (all at batch 1; modulation also at the largest batch)."""
     quick: bool = False
@@ -64,7 +64,7 @@ class BenchOptions:
 
 def _model(preset: str, device: torch.device, seed: int, fast: bool):
     import imf
-    from imf.models.fast import optimize_for_inference
+    from imf.fast import optimize_for_inference
 
     torch.manual_seed(seed)
     model = imf.IMF(imf.IMFConfig.preset(preset)).eval().requires_grad_(False).to(device)
