@@ -78,7 +78,7 @@ def run_gpu_suite(opt: GpuOptions, json_path: str | None = None, say=print) -> d
     from imf.bench.stages import stage_flops
     from imf.bench.training import training_throughput
     from imf.info import model_summary
-    from imf.models.fast import optimize_for_inference
+    from imf.fast import optimize_for_inference
 
     started = time.perf_counter()
     device = torch.device(opt.device)

@@ -10,7 +10,7 @@ import imf
 from imf.bench.attention_check import MATH_FALLBACK, attention_report, sdpa_kernels
 from imf.layers.attention import attention, set_sdpa
 from imf.layers.modulated import ModulatedConv2d, set_fused_modulation
-from imf.models.fast import optimize_for_inference
+from imf.fast import optimize_for_inference
 
 
 def _head_view(b, h, n, d):
