@@ -16,6 +16,7 @@ STAGES = {"E_T", "E_F", "IMF_D", "IMF_A^1", "IMF_A^2", "IMF_A^3", "IMF_A^4", "D_
           "decode", "forward"}
 
 
+@pytest.mark.slow  # times every stage of three presets
 def test_imf_bench_quick_writes_every_field(tmp_path, capsys):
     out = tmp_path / "speed.json"
     assert main(["bench", "--quick", "--presets", "tiny-64", "--train-presets", "tiny-64", "--threads", "1",
@@ -74,6 +75,7 @@ def test_speed_script_shares_the_cli_options():
         assert option in proc.stdout
 
 
+@pytest.mark.slow  # runs the whole GPU suite on CPU, torch.compile included
 def test_gpu_script_dry_run(tmp_path):
     out = tmp_path / "gpu.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}

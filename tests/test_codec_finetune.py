@@ -113,6 +113,7 @@ def test_only_the_token_encoder_changes(workdir):
     assert all(p.requires_grad for p in model.parameters()) and not model.training
 
 
+@pytest.mark.slow  # two fine-tuning runs
 def test_higher_lambda_gives_lower_rate(workdir):
     """Same model, data, seed and steps: λ > 0 ends with fewer token bits per frame than λ = 0, measured
     with the codec's own integer tables refitted (same quantizer) on the clip."""

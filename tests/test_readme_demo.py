@@ -8,6 +8,7 @@ import math
 import re
 from pathlib import Path
 
+import pytest
 import torch
 
 import imf
@@ -81,6 +82,7 @@ def _check_demo_outputs(out_dir: Path, printed: str, frames: int | None, codec: 
     return result
 
 
+@pytest.mark.slow  # the whole demo on whole clips
 def test_demo_runs_and_the_shipped_model_beats_copying(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path)]) == 0  # whole clips, as `make demo` runs it (~20 s)
     result = _check_demo_outputs(tmp_path, capsys.readouterr().out, None, codec=True)

@@ -47,6 +47,7 @@ def _weights(trainer: Trainer) -> dict[str, torch.Tensor]:
             **{f"ema.{k}": v.clone() for k, v in trainer.ema.state_dict().items()}}
 
 
+@pytest.mark.slow  # two training runs compared bit for bit
 def test_resume_continues_the_same_run(tmp_path, clip):
     """N steps + resume + N steps == 2N steps (CPU, fixed seed): same losses and weights to 1e-6."""
     config = fast_config()
@@ -71,6 +72,7 @@ def test_resume_continues_the_same_run(tmp_path, clip):
     assert any(h["d_loss"] > 0 for h in straight.history)
 
 
+@pytest.mark.slow  # a training run with checkpoints and export
 def test_checkpoints_kept_and_exported(tmp_path, clip):
     config = fast_config(max_steps=6, checkpoint_every=2, keep_checkpoints=2)
     trainer = Trainer(config, [str(clip)], tmp_path / "run", progress=False)
@@ -127,6 +129,7 @@ def test_schedule():
     assert lr_factor(50, 100, decay="cosine", min_ratio=0.0) == pytest.approx(0.5)
 
 
+@pytest.mark.slow  # two CLI training runs
 def test_cli_train_and_resume(tmp_path, clip, capsys):
     cfg_path = tmp_path / "cfg.yaml"
     cfg_path.write_text(yaml.safe_dump(fast_config().to_dict()))

@@ -33,6 +33,7 @@ def clip(tmp_path, monkeypatch):
     return path
 
 
+@pytest.mark.slow  # two gloo processes
 def test_two_gloo_ranks_hold_identical_weights(tmp_path, clip):
     run_dir, out_dir = tmp_path / "run", tmp_path / "dumps"
     out_dir.mkdir()
