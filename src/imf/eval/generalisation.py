@@ -42,9 +42,10 @@ from torch import Tensor
 
 from imf.devices import model_device
 from imf.eval.identity import DLIB_THRESHOLD, IdentityScorer, identity_distance
+from imf.eval.metrics import PSNR_MSE_FLOOR, psnr_of_mse
 
 PROTOCOL = __doc__.split("Protocol of ``evaluate_splits``", 1)[1].strip()
-MSE_FLOOR = 1e-10  # per-frame PSNR ≤ 100 dB
+MSE_FLOOR = PSNR_MSE_FLOOR  # per-frame PSNR ≤ 100 dB
 
 
 @dataclass(frozen=True)
@@ -159,8 +160,8 @@ def _mean(v: np.ndarray) -> float | None:
 def _pixel_summary(t: _Tally, method: str) -> dict:
     mse = t.get(method, "mse")
     out = {"frames": int(len(mse)),
-           "psnr": float(10 * np.log10(1.0 / max(float(np.mean(mse)), MSE_FLOOR))) if len(mse) else None,
-           "mean_frame_psnr": _mean(10 * np.log10(1.0 / np.maximum(mse, MSE_FLOOR))),
+           "psnr": psnr_of_mse(max(float(np.mean(mse)), MSE_FLOOR)) if len(mse) else None,
+           "mean_frame_psnr": _mean(np.array([psnr_of_mse(m) for m in np.maximum(mse, MSE_FLOOR)])),
            "l1": _mean(t.get(method, "l1"))}
     if (method, "lpips") in t.values:
         out["lpips"] = _mean(t.get(method, "lpips"))
