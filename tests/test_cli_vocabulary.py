@@ -46,6 +46,9 @@ def test_shared_options_have_one_help_and_default():
         quiet = _option(p, "--quiet")
         if quiet is not None:
             assert quiet.help == "no progress output", name
+        as_json = _option(p, "--json")
+        if as_json is not None:  # --json [FILE]: a file, or stdout when FILE is left out
+            assert as_json.nargs == "?" and as_json.const == "-" and as_json.metavar == "FILE", name
     long_jobs = ("train", "train-editor", "bench", "encode", "decode", "eval", "rd", "reconstruct", "reenact",
                  "data crop", "data corpus", "codec fit")
     assert all(_option(commands[c], "--quiet") is not None for c in long_jobs)
@@ -114,3 +117,12 @@ def test_an_output_that_is_a_folder_is_refused(tmp_path, capsys):
             w.write(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
     assert main(["reconstruct", str(video), "-o", str(tmp_path), "--quiet"]) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+def test_json_to_stdout_or_to_a_file(tmp_path, capsys):
+    import json
+
+    assert main(["info", "--preset", "tiny-64", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["resolution"] == 64
+    assert main(["info", "--preset", "tiny-64", "--json", str(tmp_path / "i.json")]) == 0
+    assert json.loads((tmp_path / "i.json").read_text())["config"]["resolution"] == 64

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from imf.cli.common import add_device, add_quiet, default_device
+from imf.cli.common import add_device, add_json, add_quiet, default_device, emit_json
 from imf.config import PRESETS
 
 
@@ -55,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how long the fp32 matmul peak is measured (default: 3 s)")
     p.add_argument("--quick", action="store_true",
                    help="a smoke run: 1 repeat, batches capped at 2, 2 streamed frames, training batch 2")
-    p.add_argument("--json", metavar="FILE", help="also write the results as JSON (rewritten after each preset)")
+    add_json(p, "the results (a file is rewritten after each preset)")
     add_quiet(p)
 
 
@@ -110,10 +110,14 @@ def run(args: argparse.Namespace) -> int:
         bar.set_postfix_str(msg)
         bar.update(1)
 
-    checkpoint = (lambda result: write_json(result, args.json)) if args.json else None
+    to_file = args.json not in (None, "-")
+    checkpoint = (lambda result: write_json(result, args.json)) if to_file else None
     result = run_benchmark(options, progress=progress, checkpoint=checkpoint)
     bar.close()
-    if args.json:
+    if to_file:
         write_json(result, args.json)
+    elif args.json == "-":
+        emit_json("-", result)
+        return 0
     print(format_report(result))
     return 0

@@ -8,8 +8,8 @@ import json
 import time
 from pathlib import Path
 
-from imf.cli.common import (add_ckpt, add_device, add_quiet, crf, default_device, int_in, number_in, positive_int,
-                            protect_inputs, quality_level)
+from imf.cli.common import (add_ckpt, add_device, add_json, add_quiet, crf, default_device, emit_json, int_in,
+                            number_in, positive_int, protect_inputs, quality_level)
 
 
 def _quality_list(text: str) -> list[int]:
@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"colour-histogram distance in (0, 1] that counts as a scene cut "
                         f"(default {DEFAULT_SCENE_CUT_THRESHOLD}; 0 disables)")
     e.add_argument("--packet-frames", type=int_in(1, 255), default=8, metavar="N", help="frames per token packet (default 8)")
-    e.add_argument("--json", metavar="STATS", help="also write the bit accounting to this JSON file")
+    add_json(e, "the bit accounting")
     add_quiet(e)
     add_device(e)
     protect_inputs(e, ("video",), ("output", "json"))
@@ -76,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="checkpoint folder of the model the file was made with (default: the folder recorded "
                         "for its model hash when it was encoded or fitted on this machine)")
     d.add_argument("--crf", type=crf, default=18, help="x264 CRF of the output video, 0-51 (default 18)")
-    d.add_argument("--json", metavar="STATS", help="write decode statistics (frames, seconds, fps) to this JSON file")
+    add_json(d, "decode statistics (frames, seconds, fps)")
     add_quiet(d)
     add_device(d)
     protect_inputs(d, ("input",), ("output", "json"))
@@ -105,7 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     i = csub.add_parser("info", help="print the header of an .imf file",
                         description="Validate and print the header of an .imf file.")
     i.add_argument("input", metavar="FILE.imf", help="the .imf file")
-    i.add_argument("--json", action="store_true", help="print JSON")
+    add_json(i, "the header")
     i.set_defaults(func=run_info)
     from imf.cli.codec_finetune import add_parser as add_finetune_parser
 
@@ -116,11 +116,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         return 2
 
     c.set_defaults(func=codec_help)
-
-
-def _write_json(path: str, data: dict) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(data, indent=2) + "\n")
 
 
 def run_encode(args: argparse.Namespace) -> int:
@@ -148,8 +143,7 @@ def run_encode(args: argparse.Namespace) -> int:
     print(f"wrote {args.output}")
     print(stats.summary())
     warn_if_out_of_domain(stats.copy_check)
-    if args.json:
-        _write_json(args.json, {"input": str(args.video), "output": str(args.output), **stats.to_dict()})
+    emit_json(args.json, {"input": str(args.video), "output": str(args.output), **stats.to_dict()})
     return 0
 
 
@@ -193,7 +187,7 @@ def run_decode(args: argparse.Namespace) -> int:
     fps = count / seconds if seconds > 0 else 0.0
     print(f"wrote {args.output}: {count} frames {header.width}x{header.height}, decoded at {fps:.1f} frames/s")
     if args.json:
-        _write_json(args.json, {"input": str(args.input), "output": str(args.output), "num_frames": count,
+        emit_json(args.json, {"input": str(args.input), "output": str(args.output), "num_frames": count,
                                 "decode_seconds": seconds, "decode_fps": fps, "header": header.to_dict()})
     return 0
 
@@ -234,9 +228,7 @@ def run_info(args: argparse.Namespace) -> int:
 
     header = read_header(args.input)
     data = header.to_dict()
-    if args.json:
-        print(json.dumps(data, indent=2))
-    else:
+    if not emit_json(args.json, data):
         for k, v in data.items():
             print(f"{k:15s} {v}")
     return 0

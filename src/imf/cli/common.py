@@ -161,3 +161,27 @@ def check_outputs(args: argparse.Namespace) -> None:
                     if _same_file(out, src):
                         raise InputError(f"the output {out} is also an input ({in_name.replace('_', '-')} {src}): "
                                          f"write it somewhere else; nothing was done")
+
+
+def add_json(p: argparse.ArgumentParser, what: str) -> None:
+    """--json [FILE]: ``what`` as JSON, into FILE, or printed to stdout when FILE is left out."""
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                   help=f"{what} as JSON: written to FILE, or printed when FILE is left out")
+
+
+def emit_json(target: str | None, data) -> bool:
+    """Write ``data`` where --json asked (a file, written atomically, or stdout for "-"); False if not asked."""
+    import json
+
+    if target is None:
+        return False
+    text = json.dumps(data, indent=2, allow_nan=False, default=str) + "\n"
+    if target == "-":
+        sys.stdout.write(text)
+        return True
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return True

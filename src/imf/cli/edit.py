@@ -8,8 +8,8 @@ import json
 import logging
 from pathlib import Path
 
-from imf.cli.common import (add_batch_size, add_device, add_quiet, default_device, number_in, open_fraction,
-                            positive_int, protect_inputs)
+from imf.cli.common import (add_batch_size, add_device, add_json, add_quiet, default_device, emit_json, number_in,
+                            open_fraction, positive_int, protect_inputs)
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -100,7 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "identity as the dlib face-descriptor distance to the source; L1 / PSNR against the real frame.")
     _model_arguments(v)
     v.add_argument("clips", nargs="+", metavar="CLIP", help="videos or frame folders")
-    v.add_argument("--json", metavar="FILE", help="write the report here (printed to stdout otherwise)")
+    add_json(v, "the report (printed to stdout without --json too)")
     v.add_argument("--val-fraction", type=open_fraction, default=0.2, help="held-out share of each clip (default 0.2)")
     v.add_argument("--max-frames", type=positive_int, metavar="N", help="use at most N held-out frames per clip")
     v.add_argument("--no-identity", action="store_true", help="skip the face-descriptor identity measure")
@@ -233,12 +233,7 @@ def run_edit_eval(args: argparse.Namespace) -> int:
     report = evaluate_editing(model, editor, args.clips, val_fraction=args.val_fraction, max_frames=args.max_frames,
                               batch_size=args.batch_size, identity=not args.no_identity, device=device,
                               editor_meta=meta, progress=not args.quiet)
-    text = json.dumps(report, indent=2)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n")
-    else:
-        print(text)
+    emit_json(args.json or "-", report)
     return 0
 
 

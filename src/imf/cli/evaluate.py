@@ -8,8 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from imf.cli.common import (add_batch_size, add_ckpt, add_device, add_quiet, default_device, positive_int,
-                            protect_inputs, setup_logging)
+from imf.cli.common import (add_batch_size, add_ckpt, add_device, add_json, add_quiet, default_device, emit_json,
+                            positive_int, protect_inputs, setup_logging)
 
 
 def _int_list(text: str) -> list[int]:
@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "the copy-the-reference baseline, as JSON and a Markdown table shaped like the paper's Table 1.")
     add_ckpt(p)
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="videos (or frame folders) to evaluate")
-    p.add_argument("--json", metavar="FILE", help="write the full report as JSON here")
+    add_json(p, "the full report")
     p.add_argument("--markdown", metavar="FILE", help="write the Markdown tables here (printed to stdout otherwise)")
     p.add_argument("--compare", metavar="DIR",
                    help="write side-by-side videos (reference | original | reconstruction) into this folder")
@@ -95,13 +95,11 @@ def run_eval(args: argparse.Namespace) -> int:
                                      batch_size=args.batch_size, compare_dir=args.compare, with_fid=not args.no_fid,
                                      checkpoint=str(args.ckpt), progress=not args.quiet)
     markdown = eval_markdown(report)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n")
+    emit_json(args.json, report.to_dict())
     if args.markdown:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(args.markdown).write_text(markdown)
-    if not args.markdown or not args.json:
+    if (not args.markdown or not args.json) and args.json != "-":  # the table, unless both go to files
         print(markdown)
     warn_if_out_of_domain(report.copy_checks())
     return 0

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
+from imf.cli.common import add_json, emit_json
 from imf.config import PRESETS
 
 
@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", choices=PRESETS, default=None, help="a built-in preset (default: paper-256)")
     src.add_argument("--ckpt", metavar="DIR", help="a checkpoint folder (config.json + model.safetensors)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_json(p, "the summary (instead of the table)")
     p.set_defaults(func=run)
 
 
@@ -33,5 +33,6 @@ def run(args: argparse.Namespace) -> int:
         config = IMFConfig.preset(name)
     summary = model_summary(IMF(config))
     summary["name"] = name
-    print(json.dumps(summary, indent=2) if args.json else format_summary(summary, name))
+    if not emit_json(args.json, summary):
+        print(format_summary(summary, name))
     return 0
