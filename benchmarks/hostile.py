@@ -121,20 +121,10 @@ def run_case(argv: list[str], protected: list[Path]) -> dict:
 
 
 def mutations(data: bytes, n: int, seed: int) -> list[tuple[str, bytes]]:
-    from imf.codec.bitstream import PREAMBLE_BYTES
+    from imf.codec.bitstream import record_spans
 
     rng = random.Random(seed)
-    spans, pos = [], PREAMBLE_BYTES
-    while pos < len(data):  # record boundaries: type, LEB128 length, payload, crc
-        length, shift, i = 0, 0, pos + 1
-        while True:
-            b = data[i]
-            length |= (b & 0x7F) << shift
-            i, shift = i + 1, shift + 7
-            if not b & 0x80:
-                break
-        spans.append((pos, i + length + 4))
-        pos = i + length + 4
+    spans = record_spans(data)
     parts = [data[a:b] for a, b in spans]
     out = []
     for _ in range(n):

@@ -166,20 +166,9 @@ def test_header_values_at_their_extremes_are_rejected(tables, field, value, mess
 
 def _records(data):
     """(offset, end) of every record after the 100-byte preamble."""
-    from imf.codec.bitstream import PREAMBLE_BYTES
+    from imf.codec.bitstream import record_spans
 
-    spans, pos = [], PREAMBLE_BYTES
-    while pos < len(data):
-        length, shift, i = 0, 0, pos + 1
-        while True:
-            b = data[i]
-            length |= (b & 0x7F) << shift
-            i, shift = i + 1, shift + 7
-            if not b & 0x80:
-                break
-        spans.append((pos, i + length + 4))
-        pos = i + length + 4
-    return spans
+    return record_spans(data)
 
 
 def test_reordered_dropped_or_spliced_records_are_rejected(stream, tables):

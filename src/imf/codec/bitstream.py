@@ -159,6 +159,7 @@ class Record:
     kind: int
     payload: bytes
     offset: int  # byte offset of the record in the file
+    end: int  # byte offset just past its CRC
 
 
 class BitstreamReader:
@@ -265,4 +266,11 @@ class BitstreamReader:
                     raise BitstreamError(f"{self.name}: {self._size - self._pos} unexpected bytes after the end record")
                 self._ended = True
                 return
-            yield Record(kind[0], payload, offset)
+            yield Record(kind[0], payload, offset, self._pos)
+
+
+def record_spans(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) byte offsets of every record of a valid .imf file, the END record last: for tools and
+    tests that rearrange whole records. BitstreamError if ``data`` is not a valid file."""
+    spans = [(r.offset, r.end) for r in BitstreamReader(io.BytesIO(data)).records()]
+    return spans + [(spans[-1][1] if spans else PREAMBLE_BYTES, len(data))]
