@@ -52,23 +52,30 @@ def save_model(model, path, dtype: torch.dtype | None = None) -> None:
     _atomic_write_bytes(path / CONFIG_NAME, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
 
 
+def _read_meta(path: Path, name: str, fmt: str, version: int, what: str, hint: str = "") -> dict:
+    """The JSON metadata file ``name`` of a model folder, checked for its format and version."""
+    if not path.is_dir():
+        raise CheckpointError(f"{what} folder {path} does not exist")
+    meta_path = path / name
+    if not meta_path.is_file():
+        raise CheckpointError(f"{meta_path} is missing: not an imf {what} folder{hint}")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{meta_path} is not valid JSON: {e}") from None
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        found = f" (format {meta.get('format')!r})" if isinstance(meta, dict) else ""
+        raise CheckpointError(f"{meta_path} is not an imf {what} config{found}")
+    if meta.get("format_version") != version:
+        raise CheckpointError(f"{meta_path}: unsupported format_version {meta.get('format_version')!r} "
+                              f"(this imf reads {version})")
+    return meta
+
+
 def read_config(path) -> IMFConfig:
     path = Path(path)
-    if not path.is_dir():
-        raise CheckpointError(f"checkpoint folder {path} does not exist")
+    meta = _read_meta(path, CONFIG_NAME, FORMAT, FORMAT_VERSION, "model")
     cfg_path = path / CONFIG_NAME
-    if not cfg_path.is_file():
-        raise CheckpointError(f"{cfg_path} is missing: not an imf checkpoint folder")
-    try:
-        meta = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{cfg_path} is not valid JSON: {e}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{cfg_path} is not an imf model config (format {meta.get('format')!r})"
-                              if isinstance(meta, dict) else f"{cfg_path} is not an imf model config")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{cfg_path}: unsupported format_version {meta.get('format_version')!r} "
-                              f"(this imf reads {FORMAT_VERSION})")
     layout = meta.get("layout_version", 1)  # folders written before layouts were versioned are layout 1
     if layout != LAYOUT_VERSION:
         raise CheckpointError(
@@ -154,22 +161,8 @@ def save_editor(editor: TokenEditor, path: str | os.PathLike, extra: dict | None
 def read_editor_meta(path: str | os.PathLike) -> dict:
     """The parsed ``editor_config.json`` of an editor folder (config under "config", plus metadata)."""
     path = Path(path)
-    if not path.is_dir():
-        raise CheckpointError(f"editor folder {path} does not exist")
-    cfg = path / EDITOR_CONFIG_NAME
-    if not cfg.is_file():
-        hint = " (that is an IMF model folder, not an editor)" if (path / "config.json").is_file() else ""
-        raise CheckpointError(f"{cfg} is missing: not an imf editor folder{hint}")
-    try:
-        meta = json.loads(cfg.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{cfg} is not valid JSON: {e}") from None
-    if not isinstance(meta, dict) or meta.get("format") != EDITOR_FORMAT:
-        raise CheckpointError(f"{cfg} is not an imf editor config")
-    if meta.get("format_version") != EDITOR_FORMAT_VERSION:
-        raise CheckpointError(f"{cfg}: unsupported format_version {meta.get('format_version')!r} "
-                              f"(this imf reads {EDITOR_FORMAT_VERSION})")
-    return meta
+    hint = " (that is an IMF model folder, not an editor)" if (path / CONFIG_NAME).is_file() else ""
+    return _read_meta(path, EDITOR_CONFIG_NAME, EDITOR_FORMAT, EDITOR_FORMAT_VERSION, "editor", hint)
 
 
 def load_editor(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> TokenEditor:
