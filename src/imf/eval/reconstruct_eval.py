@@ -10,8 +10,8 @@ Protocol of ``evaluate_reconstruction``:
 - The copy-the-reference baseline (x̂_c = x_r for every frame) is scored in the same pass: it is the
   floor a reconstruction model has to beat.
 - Metrics per frame (``FrameScorer``), averaged over a video's frames; the "mean" row averages the
-  per-video means (every video weighs the same). PSNR is the mean of per-frame PSNRs (an identical
-  frame gives +inf, and so does the mean: it is reported as "inf"). FID pools the frames of all videos
+  per-video means (every video weighs the same). PSNR is the mean of per-frame PSNRs, each capped
+  at 100 dB (MSE floor 1e-10: an identical frame stays finite). FID pools the frames of all videos
   (real = originals, fake = reconstructions) and is skipped with one line if the Inception weights are
   unavailable. Metric conventions: see ``imf.eval.metrics``, ``imf.eval.lpips``, ``imf.eval.fid``.
 """
