@@ -20,6 +20,20 @@ def test_a_log_file_gets_one_line_per_few_percent_and_no_carriage_returns():
     assert lines[-1].startswith("train: 100% 100/100")
 
 
+def test_postfix_updates_and_slow_steps_do_not_add_lines():
+    log = io.StringIO()
+    bar = progress_bar(total=100, desc="train", unit="step", file=log)
+    for i in range(100):
+        bar.update(1)
+        bar.set_postfix(loss=f"{1.0 / (i + 1):.3f}")  # the trainer sets its postfix every few steps
+        bar.last_print_t -= 3600.0  # as after a slow step: tqdm's monitor would drop miniters to 1
+        assert not (bar.miniters > 1 and bar._time() - bar.last_print_t >= bar.maxinterval)
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert 20 <= len(lines) <= 23
+    assert "loss=0.010" in lines[-1]
+
+
 def test_unknown_totals_and_disabled_bars():
     log = io.StringIO()
     for _ in progress_bar(iter(range(5)), desc="fit", file=log):

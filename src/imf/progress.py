@@ -34,6 +34,20 @@ class _Lines:
         self.stream.flush()
 
 
+class _LogBar(tqdm):
+    """tqdm writing to a log: a postfix change waits for the next due line instead of printing one.
+
+    tqdm's monitor thread also sets ``miniters = 1`` once a bar has not printed for ``maxinterval``
+    seconds (a slow step), after which every update printed a line; ``maxinterval=inf`` turns that off.
+    """
+
+    def set_postfix(self, ordered_dict: Any = None, refresh: bool = True, **kwargs: Any) -> None:
+        super().set_postfix(ordered_dict, refresh=False, **kwargs)
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        super().set_postfix_str(s, refresh=False)
+
+
 def _is_terminal(stream: TextIO) -> bool:
     try:
         return stream.isatty()
@@ -59,4 +73,4 @@ def progress_bar(iterable: Any = None, *, enabled: bool = True, **kwargs: Any) -
         kwargs.update(mininterval=LOG_SECONDS)
         kwargs.setdefault("bar_format", "{desc}: {n_fmt} [{elapsed}, {rate_fmt}{postfix}]")
     kwargs.pop("dynamic_ncols", None)
-    return tqdm(iterable, file=_Lines(stream), ascii=True, **kwargs)
+    return _LogBar(iterable, file=_Lines(stream), ascii=True, maxinterval=math.inf, **kwargs)
