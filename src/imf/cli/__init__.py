@@ -18,6 +18,8 @@ _COMMAND_MODULES = [
     "imf.cli.bench",
     "imf.cli.edit",
     "imf.cli.demo",
+    "imf.cli.call",
+    "imf.cli.serve",
 ]
 
 
