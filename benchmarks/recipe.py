@@ -66,20 +66,27 @@ def merge(base: dict, overrides: dict) -> dict:
     return out
 
 
-def variant_config(name: str, corpus: Path, steps: int):
-    """(TrainConfig, training data paths) of one variant."""
+def short_run(d: dict, corpus: Path, steps: int, clips: list[str] | None = None):
+    """(TrainConfig, training data paths) of a training YAML's dict, set up for a short controlled run on
+    ``corpus``: ``steps`` steps, seed 0, fp32, one checkpoint at the end; the training split (or ``clips``,
+    paths in the corpus) and the corpus's stills if the config uses stills."""
     from imf.train.config import TrainConfig
 
-    overrides = dict(VARIANTS[name][1])
-    clips = overrides.pop("data_clips", None)
-    base = yaml.safe_load(BASE_CONFIG.read_text())
-    if base["data"].get("stills"):
-        base["data"]["stills"] = [str(corpus / "stills")]
-    d = merge(base, overrides)
+    d = copy.deepcopy(d)
+    if d["data"].get("stills"):
+        d["data"]["stills"] = [str(corpus / "stills")]
     d["run"].update(max_steps=steps, checkpoint_every=steps, keep_checkpoints=1, val_every=steps,
                     image_every=steps, log_every=max(1, steps // 10), seed=0, precision="fp32")
     data = [str(corpus / c) for c in clips] if clips else [str(corpus / "train")]
     return TrainConfig.from_dict(d), data
+
+
+def variant_config(name: str, corpus: Path, steps: int):
+    """(TrainConfig, training data paths) of one variant."""
+    overrides = dict(VARIANTS[name][1])
+    clips = overrides.pop("data_clips", None)
+    base = yaml.safe_load(BASE_CONFIG.read_text())
+    return short_run(merge(base, overrides), corpus, steps, clips)
 
 
 def scores(model, clips, mean) -> dict:
@@ -91,23 +98,32 @@ def scores(model, clips, mean) -> dict:
             for s, r in report["splits"].items()}
 
 
-def run_variant(name: str, args, clips, mean) -> dict:
+def train(config, data: list[str], run_dir: Path, progress: bool = True, max_minutes: float | None = None):
+    """A fresh in-process training run (``imf.train.Trainer`` on the CPU) in ``run_dir``, until run.max_steps or
+    ``max_minutes``: (trainer, its figures: steps, loop seconds, steps/s, the 1-minute load average before and
+    after, the last training loss; with ``max_minutes`` also what stopped it)."""
     from imf.train.trainer import Trainer
 
-    config, data = variant_config(name, Path(args.corpus), args.steps)
-    run_dir = Path(args.runs) / name
     if run_dir.exists():
         import shutil
 
         shutil.rmtree(run_dir)  # a fresh run every time: the same seed, the same pairs
     load_before = os.getloadavg()[0]
-    trainer = Trainer(config, data, run_dir, device="cpu", progress=not args.quiet)
-    summary = trainer.fit()
-    return {"name": name, "tests": VARIANTS[name][0], "overrides": VARIANTS[name][1], "steps": trainer.step,
-            "train_seconds": summary["loop_seconds"],
-            "steps_per_s": round(trainer.step / summary["loop_seconds"], 4),
-            "loadavg_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-            "final_train_loss": trainer.history[-1]["loss"] if trainer.history else None,
+    trainer = Trainer(config, data, run_dir, device="cpu", progress=progress)
+    summary = trainer.fit(max_minutes=max_minutes)
+    figures = {"steps": trainer.step, "train_seconds": summary["loop_seconds"],
+               "steps_per_s": round(trainer.step / summary["loop_seconds"], 4),
+               "loadavg_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+               "final_train_loss": trainer.history[-1]["loss"] if trainer.history else None}
+    if max_minutes is not None:
+        figures["stopped_by"] = summary["stopped_by"]
+    return trainer, figures
+
+
+def run_variant(name: str, args, clips, mean) -> dict:
+    config, data = variant_config(name, Path(args.corpus), args.steps)
+    trainer, figures = train(config, data, Path(args.runs) / name, progress=not args.quiet)
+    return {"name": name, "tests": VARIANTS[name][0], "overrides": VARIANTS[name][1], **figures,
             "raw": scores(trainer.generator, clips, mean), "ema": scores(trainer.ema.model, clips, mean)}
 
 
@@ -174,37 +190,72 @@ def write_outputs(data: dict, out: Path) -> None:
     plot(data, out / "recipe.png")
 
 
-def run(args) -> None:
-    out, corpus = Path(args.out), Path(args.corpus)
-    names = list(VARIANTS) if not args.only else [n.strip() for n in args.only.split(",") if n.strip()]
-    unknown = [n for n in names if n not in VARIANTS]
+# ------------------------------------------------------------------------------------------ shared by ablation.py
+def chosen(only: str | None, known) -> list[str]:
+    """The variant names of ``--only`` (default: all of ``known``, in order); SystemExit naming unknown ones."""
+    names = list(known) if not only else [n.strip() for n in only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise SystemExit(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
-    config, _ = variant_config("base", corpus, args.steps)
-    settings = {"corpus": str(corpus.resolve()), "steps": args.steps, "batch_size": config.run.batch_size,
-                "frames_per_clip": args.frames_per_clip, "base_config": BASE_CONFIG.name, "threads": args.threads}
-    path = out / "recipe.json"
+        raise SystemExit(f"unknown variant(s) {unknown}; known: {', '.join(known)}")
+    return names
+
+
+def load_results(path: Path, settings: dict) -> dict | None:
+    """The results measured so far in ``path`` (None: none yet); SystemExit if measured with other settings."""
     data = json.loads(path.read_text()) if path.exists() else None
     if data is not None and data["settings"] != settings:
         raise SystemExit(f"{path} holds variants measured with other settings ({data['settings']}): give another --out")
+    return data
+
+
+def measured(data: dict, name: str, again: bool) -> bool:
+    """Whether variant ``name`` is in ``data`` already and not to be run again (and says so)."""
+    if any(v["name"] == name for v in data["variants"]) and not again:
+        print(f"{name}: measured already (--again to rerun)")
+        return True
+    return False
+
+
+def add_result(data: dict, result: dict, order: list[str]) -> None:
+    """``result`` into data["variants"] (in place of an earlier run of its name), in ``order``; the machine."""
+    data["variants"] = sorted([v for v in data["variants"] if v["name"] != result["name"]] + [result],
+                              key=lambda v: order.index(v["name"]) if v["name"] in order else len(order))
+    data["machine"] = machine_info(torch.device("cpu"))
+
+
+def add_run_arguments(r: argparse.ArgumentParser, steps: int, runs: str) -> None:
+    """The options of a ``run`` subcommand that trains variants on the corpus."""
+    r.add_argument("--corpus", required=True, help="corpus folder of `imf data corpus --size 64` (manifest.json)")
+    r.add_argument("--steps", type=int, default=steps, help="training steps per variant")
+    r.add_argument("--frames-per-clip", type=int, default=48, help="evenly spaced held-out frames per clip")
+    r.add_argument("--only", help="comma-separated variant names (default: all, in order)")
+    r.add_argument("--again", action="store_true", help="rerun variants already measured")
+    r.add_argument("--runs", default=runs, help="folder of the variants' run folders")
+    r.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args) -> None:
+    out, corpus = Path(args.out), Path(args.corpus)
+    names = chosen(args.only, VARIANTS)
+    config, _ = variant_config("base", corpus, args.steps)
+    settings = {"corpus": str(corpus.resolve()), "steps": args.steps, "batch_size": config.run.batch_size,
+                "frames_per_clip": args.frames_per_clip, "base_config": BASE_CONFIG.name, "threads": args.threads}
+    data = load_results(out / "recipe.json", settings)
     size = config.model.resolution
     clips = {s: corpus_clips(corpus, s, size, args.frames_per_clip) for s in SPLITS}
     mean = corpus_mean_frame(corpus, size)
     data = data or {"benchmark": "recipe_variants", "settings": settings, "protocol": __doc__.split("Protocol: ", 1)[1]
                     .split("\n\n", 1)[0], "baselines": None, "variants": []}
     for name in names:
-        if any(v["name"] == name for v in data["variants"]) and not args.again:
-            print(f"{name}: measured already (--again to rerun)")
+        if measured(data, name, args.again):
             continue
         print(f"== {name}: {VARIANTS[name][0]}", flush=True)
         result = run_variant(name, args, clips, mean)
         found = pop_baselines(result)
         if data["baselines"] is None:
             data["baselines"] = found
-        order = list(VARIANTS)
-        data["variants"] = sorted([v for v in data["variants"] if v["name"] != name] + [result],
-                                  key=lambda v: order.index(v["name"]) if v["name"] in order else len(order))
-        data["machine"] = machine_info(torch.device("cpu"))
+        add_result(data, result, list(VARIANTS))
         write_outputs(data, out)
         print("\n".join(table_lines(data)[-len(data["variants"]):]), flush=True)
 
@@ -219,14 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="train and score the variants")
-    r.add_argument("--corpus", required=True, help="corpus folder of `imf data corpus --size 64` (manifest.json)")
-    r.add_argument("--steps", type=int, default=300, help="training steps per variant")
-    r.add_argument("--frames-per-clip", type=int, default=48, help="evenly spaced held-out frames per clip")
-    r.add_argument("--only", help="comma-separated variant names (default: all, in order)")
-    r.add_argument("--again", action="store_true", help="rerun variants already measured")
-    r.add_argument("--runs", default="runs/recipe", help="folder of the variants' run folders")
-    r.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
-    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_run_arguments(r, steps=300, runs="runs/recipe")
     t = sub.add_parser("table", help="rewrite recipe.md and recipe.png from recipe.json")
     for p in (r, t):
         p.add_argument("--out", default="benchmarks/results/recipe")

@@ -16,6 +16,8 @@ from imf.errors import ConfigError
 from imf.strict import from_mapping
 
 PRESETS = ("paper-256", "small-128", "cpu-128", "tiny-64")
+TOKEN_KINDS = ("implicit", "keypoints")
+ALIGNMENT_KINDS = ("attention", "flow")
 
 LAYOUT_VERSION = 2
 """Version of the network layout that a config describes. 2: the supplement's Fig. 1 part by part
@@ -96,6 +98,28 @@ class IMFConfig:
     """Attention through F.scaled_dot_product_attention (never materialises N×N on the fused kernels);
     False uses the explicit-softmax reference path."""
 
+    # Explicit variants of the paper's ablation (§3.2, §3.5, Table 3); the defaults are the paper's IMF.
+    token_kind: str = "implicit"
+    """"implicit": the paper's latent token t ∈ R^{d_m}, decoded by IMF_D into m^1..m^4. "keypoints": the
+    explicit token of §3.2, d = K × 2 keypoint coordinates (x, y) in [-1, 1] (FOMM-style), E_T unchanged but
+    for a tanh on its output; m^l = a learned 1×1 projection of the keypoints' Gaussian heatmaps at scale l
+    (§3.3: "the motion features are Gaussian heatmaps converted from the keypoints") instead of IMF_D."""
+    num_keypoints: int = 16
+    """K, for ``token_kind: keypoints``; d_m must then be 2K (16 keypoints = 32 numbers, the paper's d_m, so
+    that the ablation compares representations at one token size; FOMM uses 10)."""
+    keypoint_sigma: float = 0.1
+    """Std of the keypoints' Gaussian heatmaps in normalised coordinates ([-1, 1] spans the frame; FOMM's
+    kp_variance 0.01 is σ = 0.1), floored at each scale to half a pixel so that no keypoint falls between
+    the samples of a coarse scale."""
+    alignment_kind: str = "attention"
+    """"attention": the paper's IMF_A (cross-attention + transformer blocks). "flow": explicit alignment, per
+    scale a small conv net predicts from (m_c, m_r) a dense flow and an occlusion mask, and f_r is warped
+    with grid_sample and multiplied by the mask (FOMM-style); the transformer fields are then unused."""
+    flow_layers: int = 2
+    """3×3 conv layers (ReLU after each) of the flow net before its output conv; each as wide as m^l."""
+    flow_max_offset: float = 1.0
+    """Bound of the flow: offset = flow_max_offset · tanh(·) in normalised coordinates (1.0: half the frame)."""
+
     # D_F, frame decoder (Fig. 1(e)): five UpConvResBlocks (each ↑2, each ending in
     # ``frame_decoder_block_resblocks`` FeatResBlocks) from f_c^4; skips of ``frame_decoder_skip_blocks``
     # FeatResBlocks from f_c^3, f_c^2, f_c^1.
@@ -175,11 +199,12 @@ class IMFConfig:
                         ("token_decoder_layers", 5), ("frame_decoder_channels", 5), ("discriminator_channels", 4)):
             if len(getattr(self, name)) != n:
                 raise ConfigError(f"{name} needs {n} entries, got {len(getattr(self, name))}")
-        for c in self.feature_channels:
+        self._validate_variants()
+        for c in self.feature_channels if self.alignment_kind == "attention" else ():
             if c % self.transformer_head_dim:
                 raise ConfigError(
                     f"feature width {c} is not a multiple of transformer_head_dim {self.transformer_head_dim}")
-        for c in self.motion_channels:
+        for c in self.motion_channels if self.alignment_kind == "attention" else ():
             if c % self.cross_attention_heads:
                 raise ConfigError(f"motion width {c} is not a multiple of cross_attention_heads")
         for name in ("token_encoder_mlp_layers", "transformer_blocks", "token_decoder_side_channels",
@@ -195,9 +220,34 @@ class IMFConfig:
         if not self.pos_embed_init_std >= 0:
             raise ConfigError(f"pos_embed_init_std must be >= 0, got {self.pos_embed_init_std}")
 
+    def _validate_variants(self) -> None:
+        if self.token_kind not in TOKEN_KINDS:
+            raise ConfigError(f"token_kind must be one of {', '.join(TOKEN_KINDS)}, got {self.token_kind!r}")
+        if self.alignment_kind not in ALIGNMENT_KINDS:
+            raise ConfigError(f"alignment_kind must be one of {', '.join(ALIGNMENT_KINDS)}, "
+                              f"got {self.alignment_kind!r}")
+        if not 1 <= self.num_keypoints <= MAX_WIDTH // 2:
+            raise ConfigError(f"num_keypoints must be in 1..{MAX_WIDTH // 2}, got {self.num_keypoints}")
+        if self.token_kind == "keypoints" and self.d_m != 2 * self.num_keypoints:
+            raise ConfigError(f"token_kind keypoints sends (x, y) per keypoint: d_m must be 2 × num_keypoints = "
+                              f"{2 * self.num_keypoints}, got d_m = {self.d_m}")
+        if not (math.isfinite(self.keypoint_sigma) and 0 < self.keypoint_sigma <= 10):
+            raise ConfigError(f"keypoint_sigma must be a number in (0, 10], got {self.keypoint_sigma!r}")
+        if not 1 <= self.flow_layers <= MAX_COUNT:
+            raise ConfigError(f"flow_layers must be in 1..{MAX_COUNT}, got {self.flow_layers}")
+        if not (math.isfinite(self.flow_max_offset) and 0 < self.flow_max_offset <= 2):
+            raise ConfigError(f"flow_max_offset must be a number in (0, 2], got {self.flow_max_offset!r}")
+
     # ---- (de)serialisation ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        """Every field, but the variant fields only where they differ from the paper's IMF: a default
+        config.json, and so ``imf.checkpoint.model_hash`` (which codec tables and .imf files name), reads
+        exactly as before the variants existed."""
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        for name in VARIANT_FIELDS:
+            if out[name] == _DEFAULTS[name]:
+                del out[name]
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -217,6 +267,11 @@ class IMFConfig:
             raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
         return cls.from_dict({**_PRESETS[name], **overrides})
 
+
+VARIANT_FIELDS = ("token_kind", "num_keypoints", "keypoint_sigma", "alignment_kind", "flow_layers",
+                  "flow_max_offset")
+"""Fields added with the explicit variants (``to_dict`` writes them only when not at their defaults)."""
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(IMFConfig)}
 
 _PRESETS: dict[str, dict[str, Any]] = {
     "paper-256": {},

@@ -68,22 +68,30 @@ def model_summary(model) -> dict[str, Any]:
     align_scales = []
     for l, scale in enumerate(model.motion_alignment.scales):
         k, v = kv[l]
-        cross = _count(lambda: scale.forward.__func__(_NoBlocks(scale), m[l], k, v))
         total = _count(lambda: scale(m[l], k, v))
+        if c.alignment_kind == "flow":  # the flow net's convs (grid_sample, element-wise, is not counted)
+            align_scales.append({"scale": l + 1, "tokens": c.feature_sizes[l] ** 2, "flow_net": total})
+            continue
+        cross = _count(lambda: scale.forward.__func__(_NoBlocks(scale), m[l], k, v))
         align_scales.append({"scale": l + 1, "tokens": c.feature_sizes[l] ** 2, "cross_attention": cross,
                              "transformer": total - cross})
     per_reference = flops["E_F"] + flops["E_T"] + flops["IMF_D"]
     per_frame_decoder = flops["IMF_D"] + flops["IMF_A"] + flops["D_F"]
     disc = MultiScaleDiscriminator(c)
+    keypoints, flow = c.token_kind == "keypoints", c.alignment_kind == "flow"
     parts = {
-        "E_T (latent token encoder)": _params(model.token_encoder),
+        "E_T (keypoint encoder)" if keypoints else "E_T (latent token encoder)": _params(model.token_encoder),
         "E_F (dense feature encoder)": _params(model.feature_encoder),
-        "IMF_D (latent token decoder)": _params(model.token_decoder),
-        "IMF_A (implicit motion alignment)": _params(model.motion_alignment),
+        "IMF_D (keypoint heatmaps + 1×1)" if keypoints else "IMF_D (latent token decoder)":
+            _params(model.token_decoder),
+        "IMF_A (flow warp, occlusion mask)" if flow else "IMF_A (implicit motion alignment)":
+            _params(model.motion_alignment),
         "D_F (frame decoder)": _params(model.frame_decoder),
     }
     return {
         "config": c.to_dict(),
+        "variant": {"token_kind": c.token_kind, "alignment_kind": c.alignment_kind,
+                    **({"num_keypoints": c.num_keypoints} if keypoints else {})},
         "parameters": {**parts, "generator total": _params(model), "discriminator (training only)": _params(disc)},
         "shapes": {
             "token": [c.d_m],
@@ -116,22 +124,28 @@ class _NoBlocks:
 
 def format_summary(s: dict[str, Any], name: str) -> str:
     g = 1e9
-    lines = [f"IMF {name}: {s['config']['resolution']}×{s['config']['resolution']}, d_m = {s['config']['d_m']}", "",
-             "parameters"]
+    variant = s.get("variant", {})
+    kind = ("" if variant.get("token_kind", "implicit") == "implicit" and variant.get("alignment_kind", "attention")
+            == "attention" else f" ({variant['token_kind']} tokens, {variant['alignment_kind']} alignment)")
+    lines = [f"IMF {name}{kind}: {s['config']['resolution']}×{s['config']['resolution']}, d_m = {s['config']['d_m']}",
+             "", "parameters"]
     for part, n in s["parameters"].items():
         lines.append(f"  {part:<36} {n / 1e6:9.3f} M")
     sh = s["shapes"]
     lines += ["", "shapes (C×H×W)", f"  token t            {sh['token'][0]}"]
     for l, (f, m) in enumerate(zip(sh["f"], sh["m"]), start=1):
         lines.append(f"  f^{l} {f[0]}×{f[1]}×{f[2]:<10} m^{l} {m[0]}×{m[1]}×{m[2]}")
-    lines.append(f"  output x̂          {sh['output'][0]}×{sh['output'][1]}×{sh['output'][2]}  "
-                 f"({sh['styled_convs']} StyledConvs in IMF_D)")
+    decoder = (f"{variant['num_keypoints']} keypoints' heatmaps in IMF_D" if variant.get("token_kind") == "keypoints"
+               else f"{sh['styled_convs']} StyledConvs in IMF_D")
+    lines.append(f"  output x̂          {sh['output'][0]}×{sh['output'][1]}×{sh['output'][2]}  ({decoder})")
     fl = s["flops"]
     lines += ["", "GFLOPs (1 multiply-add = 2 FLOPs)"]
     for part, n in fl["per_part"].items():
         lines.append(f"  {part:<8} {n / g:10.3f}")
     for a in fl["alignment_per_scale"]:
-        lines.append(f"    IMF_A scale {a['scale']} ({a['tokens']} tokens): cross-attention "
+        lines.append(f"    IMF_A scale {a['scale']} ({a['tokens']} tokens): flow net {a['flow_net'] / g:.3f}"
+                     if "flow_net" in a else
+                     f"    IMF_A scale {a['scale']} ({a['tokens']} tokens): cross-attention "
                      f"{a['cross_attention'] / g:.3f}, transformer {a['transformer'] / g:.3f}")
     lines += [f"  per reference (E_F + E_T + IMF_D, once)   {fl['per_reference'] / g:10.3f}",
               f"  per frame, encoder (E_T)                   {fl['per_frame_encoder'] / g:10.3f}",

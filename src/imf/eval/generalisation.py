@@ -13,7 +13,8 @@ Protocol of ``evaluate_splits`` (one call per split: held-out frames of training
 - Pixel scores on frames t = 1..N-1 (frame 0 is the reference: copying it is trivially perfect):
   ``psnr`` is the PSNR of the mean MSE over those frames (what a codec reports), ``mean_frame_psnr`` the
   mean of per-frame PSNRs (per-frame MSE floored at 1e-10, so at most 100 dB); both RGB, peak 1.
-  ``l1``: mean absolute error; ``lpips``: LPIPS v0.1 (``imf.eval.lpips``) if a network is given.
+  ``l1``: mean absolute error; ``lpips``: LPIPS v0.1 (``imf.eval.lpips``) if a network is given;
+  ``ssim``: mean SSIM (``imf.eval.metrics.ssim``) if asked for.
   A split's figures pool every scored frame of its clips (a long clip weighs more).
 - Output motion: per frame t ≥ 1, d_in(t) = mean |x_t − x_{t−1}| and d_out(t) = mean |x̂_t − x̂_{t−1}|;
   ``ratio`` = Σ d_out / Σ d_in (0: a still output; 1: as much change as the input) and ``correlation``:
@@ -42,7 +43,7 @@ from torch import Tensor
 
 from imf.devices import model_device
 from imf.eval.identity import DLIB_THRESHOLD, IdentityScorer, identity_distance
-from imf.eval.metrics import PSNR_MSE_FLOOR, psnr_of_mse
+from imf.eval.metrics import PSNR_MSE_FLOOR, psnr_of_mse, ssim as ssim_of
 
 PROTOCOL = __doc__.split("Protocol of ``evaluate_splits``", 1)[1].strip()
 MSE_FLOOR = PSNR_MSE_FLOOR  # per-frame PSNR ≤ 100 dB
@@ -163,8 +164,9 @@ def _pixel_summary(t: _Tally, method: str) -> dict:
            "psnr": psnr_of_mse(max(float(np.mean(mse)), MSE_FLOOR)) if len(mse) else None,
            "mean_frame_psnr": _mean(np.array([psnr_of_mse(m) for m in np.maximum(mse, MSE_FLOOR)])),
            "l1": _mean(t.get(method, "l1"))}
-    if (method, "lpips") in t.values:
-        out["lpips"] = _mean(t.get(method, "lpips"))
+    for metric in ("lpips", "ssim"):
+        if (method, metric) in t.values:
+            out[metric] = _mean(t.get(method, metric))
     return out
 
 
@@ -191,18 +193,20 @@ def _distances(a: list[np.ndarray | None], b: list[np.ndarray | None]) -> np.nda
 
 
 # ------------------------------------------------------------------------------------------ one clip
-def _score_batch(t: _Tally, method: str, pred: Tensor, x: Tensor, lpips) -> None:
+def _score_batch(t: _Tally, method: str, pred: Tensor, x: Tensor, lpips, ssim: bool = False) -> None:
     """pred, x: (B, 3, S, S) on one device."""
     diff = (pred - x).flatten(1)
     t.add(method, "mse", diff.pow(2).mean(1))
     t.add(method, "l1", diff.abs().mean(1))
     if lpips is not None:
         t.add(method, "lpips", lpips(pred, x))
+    if ssim:
+        t.add(method, "ssim", ssim_of(pred, x))
 
 
 @torch.inference_mode()
 def _clip_tally(model, clip: Clip, mean_frame: Tensor | None, lpips, identity: IdentityScorer | None,
-                identity_stride: int, batch_size: int) -> _Tally:
+                identity_stride: int, batch_size: int, ssim: bool = False) -> _Tally:
     device = model_device(model)
     frames = clip.frames
     x0 = frames[:1].to(device, torch.float32)  # (1, 3, S, S)
@@ -224,10 +228,10 @@ def _clip_tally(model, clip: Clip, mean_frame: Tensor | None, lpips, identity: I
         if not keep.any():
             continue
         xk, yk = x[keep], y[keep]
-        _score_batch(tally, "model", yk, xk, lpips)
-        _score_batch(tally, "copy", x0.expand_as(xk), xk, lpips)
+        _score_batch(tally, "model", yk, xk, lpips, ssim)
+        _score_batch(tally, "copy", x0.expand_as(xk), xk, lpips, ssim)
         if const is not None:
-            _score_batch(tally, "mean_frame", const.expand_as(xk), xk, lpips)
+            _score_batch(tally, "mean_frame", const.expand_as(xk), xk, lpips, ssim)
         if identity is not None:
             index = torch.arange(start, start + len(x))[keep.cpu()]
             pick = (index - 1) % identity_stride == 0  # frames 1, 1 + stride, ...
@@ -259,14 +263,14 @@ def evaluate_clip(model, clip: Clip, *, mean_frame: Tensor | None = None, lpips=
 
 
 def _clip_result(model, clip: Clip, mean_frame, lpips, identity, identity_stride: int,
-                 batch_size: int) -> tuple[_Tally, dict]:
-    tally = _clip_tally(model, clip, mean_frame, lpips, identity, identity_stride, batch_size)
+                 batch_size: int, ssim: bool = False) -> tuple[_Tally, dict]:
+    tally = _clip_tally(model, clip, mean_frame, lpips, identity, identity_stride, batch_size, ssim)
     return tally, {"name": clip.name, "person": clip.person, **_summary(tally, identity is not None)}
 
 
 def evaluate_splits(model, splits: Mapping[str, Sequence[Clip]], *, mean_frame: Tensor | None = None, lpips=None,
                     identity: IdentityScorer | None = None, identity_splits: Collection[str] | None = None,
-                    identity_stride: int = 1, batch_size: int = 16) -> dict:
+                    identity_stride: int = 1, batch_size: int = 16, ssim: bool = False) -> dict:
     """Per clip and per split scores of ``model`` beside copy-the-reference and the mean training frame.
 
     splits: {split name: clips}. identity_splits: the splits that get identity distances (default: all, when
@@ -281,7 +285,7 @@ def evaluate_splits(model, splits: Mapping[str, Sequence[Clip]], *, mean_frame: 
         scorer = identity if identity is not None and (identity_splits is None or name in identity_splits) else None
         pooled, rows, correlations = _Tally(), [], []
         for clip in clips:
-            tally, row = _clip_result(model, clip, mean_frame, lpips, scorer, identity_stride, batch_size)
+            tally, row = _clip_result(model, clip, mean_frame, lpips, scorer, identity_stride, batch_size, ssim)
             rows.append(row)
             correlations.append(row["motion"]["correlation"])
             pooled.merge(tally)

@@ -10,7 +10,9 @@ from torch import nn
 from imf.config import IMFConfig
 from imf.models.alignment import ImplicitMotionAlignment
 from imf.models.feature_encoder import DenseFeatureEncoder
+from imf.models.flow_alignment import FlowMotionAlignment
 from imf.models.frame_decoder import FrameDecoder
+from imf.models.keypoint_decoder import KeypointMotionDecoder
 from imf.models.token_decoder import LatentTokenDecoder
 from imf.models.token_encoder import LatentTokenEncoder
 
@@ -25,6 +27,8 @@ class ReferenceState:
                     (K (B, h, n, c_m/h) with P_k added, V (B, h, n, c_f/h)), split into heads, contiguous
 
     At paper-256: f_r^l 128×64², 256×32², 512×16², 512×8²; m_r^l 256×64², 512×32², 512×16², 512×8²; h = 1.
+    With ``alignment_kind: flow`` each entry of keys_values is instead (the m_r half of the flow net's first
+    conv (B, c_m, H, W), f_r^l (B, c_f, H, W)) (``FlowScaleAlignment.keys_values``).
     A state of batch 1 can serve a batch of tokens in ``IMF.decode``. ``to`` moves or casts every tensor.
     """
 
@@ -64,6 +68,12 @@ class IMF(nn.Module):
     ``forward(x_c, x_r)`` is ``decode(encode_token(x_c), prepare_reference(x_r))``, so both paths give the
     same result.
 
+    Variants (paper §3.2, §3.5, Table 3; the defaults are the paper's IMF): ``token_kind: keypoints`` makes
+    t_c K (x, y) keypoints (d_m = 2K) and replaces IMF_D by Gaussian heatmaps + 1×1 projections
+    (``KeypointMotionDecoder``); ``alignment_kind: flow`` replaces IMF_A by a predicted flow + occlusion mask
+    and a grid_sample warp per scale (``FlowMotionAlignment``). The attributes keep their names, so
+    ``token_decoder`` is "token → m^1..m^4" and ``motion_alignment`` "m_c, m_r, f_r → f_c" in every variant.
+
     Config: the whole ``IMFConfig``; each part reads its own fields (see its class). ``resolution`` is the
     frame side S that ``encode_token`` and ``prepare_reference`` check, ``d_m`` the token size that
     ``decode`` checks. The config is kept as ``self.config`` and saved with the weights by ``save_pretrained``.
@@ -74,8 +84,10 @@ class IMF(nn.Module):
         self.config = config
         self.token_encoder = LatentTokenEncoder(config)  # E_T
         self.feature_encoder = DenseFeatureEncoder(config)  # E_F
-        self.token_decoder = LatentTokenDecoder(config)  # IMF_D
-        self.motion_alignment = ImplicitMotionAlignment(config)  # IMF_A
+        self.token_decoder = (KeypointMotionDecoder(config) if config.token_kind == "keypoints"
+                              else LatentTokenDecoder(config))  # IMF_D
+        self.motion_alignment = (FlowMotionAlignment(config) if config.alignment_kind == "flow"
+                                 else ImplicitMotionAlignment(config))  # IMF_A
         self.frame_decoder = FrameDecoder(config)  # D_F
 
     def _check_frames(self, x: torch.Tensor, name: str) -> None:

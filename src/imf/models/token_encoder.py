@@ -25,6 +25,8 @@ class LatentTokenEncoder(nn.Module):
     4×4. ``token_encoder_mlp_width``: width of the squeeze and of the MLP; ``token_encoder_mlp_layers``:
     EqualLinears before the last one (4); ``token_encoder_mlp_activation``: leaky ReLU after each (off by
     default, as the figure and LIA's encoder have them). ``d_m``: the token size of the last EqualLinear.
+    ``token_kind``: "keypoints" ends in a tanh, so that t (B, 2K) is K (x, y) coordinates in (-1, 1)
+    (paper §3.2: with d = K × 2 the tokens are FOMM's explicit coordinates).
     """
 
     def __init__(self, config: IMFConfig):
@@ -41,9 +43,15 @@ class LatentTokenEncoder(nn.Module):
         self.mlp = nn.Sequential(*[EqualLinear(width, width, activation=c.token_encoder_mlp_activation)
                                    for _ in range(c.token_encoder_mlp_layers)])
         self.to_token = EqualLinear(width, c.d_m)
+        # Keypoints as tanh of the MLP's output rather than a soft-argmax over heatmaps: E_T stays the paper's
+        # network layer for layer (the paper's own reading of d = K × 2, §3.2), so the ablation changes the
+        # representation, not the encoder; a soft-argmax would need a spatial heatmap head (FOMM's hourglass),
+        # and E_T's last spatial map is 4×4, too coarse to place a keypoint.
+        self.keypoints = c.token_kind == "keypoints"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, 3, S, S) in [0, 1] → t (B, d_m)."""
         h = self.convs(x * 2 - 1)  # (B, C, 4, 4)
         h = self.squeeze(h).flatten(1)  # (B, C, 1, 1) → (B, C)
-        return self.to_token(self.mlp(h))
+        t = self.to_token(self.mlp(h))  # (B, d_m)
+        return torch.tanh(t) if self.keypoints else t  # keypoints: (B, 2K), (x, y) pairs in (-1, 1)
