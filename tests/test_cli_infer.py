@@ -80,7 +80,10 @@ def test_reconstruct_end_to_end(work, capsys):
     assert (info.width, info.height, info.num_frames, info.has_audio) == (S, S, N, False)
     assert info.fps == pytest.approx(FPS)
     printed = capsys.readouterr().out
-    assert str(out) in printed and "frames/s" in printed and "cpu (fp32)" in printed
+    from imf.pipeline import resolve_precision
+
+    expected = resolve_precision("auto", torch.device("cpu"))  # the default: bf16 only on a CPU with fast bf16
+    assert str(out) in printed and "frames/s" in printed and f"cpu ({expected})" in printed
 
 
 def test_reconstruct_compare_max_frames_and_ref_frame(work, capsys):
@@ -136,13 +139,23 @@ def test_reenact_compare_with_video_source(work):
     assert info.fps == pytest.approx(FPS)
 
 
-def test_bf16_on_cpu_falls_back_to_fp32(work, capsys, caplog):
+def test_precision_on_cpu_auto_and_bf16(work, capsys, caplog, monkeypatch):
+    from imf import precision
+
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda probe=True: False)  # a CPU that emulates bf16
     out = work["root"] / "bf16.mp4"
+    assert main(["reconstruct", "--ckpt", work["ckpt"], work["clip"], "-o", str(out), "--max-frames", "2",
+                 "--quiet"]) == 0
+    assert "cpu (fp32)" in capsys.readouterr().out  # auto, the default: fp32 where bf16 is slow
     assert main(["reconstruct", "--ckpt", work["ckpt"], work["clip"], "-o", str(out), "--precision", "bf16",
                  "--max-frames", "2", "--quiet"]) == 0
-    assert "precision bf16 is not used on CPU" in caplog.text
-    assert "cpu (fp32)" in capsys.readouterr().out
+    assert "without fast bf16" in caplog.text  # asked for: it runs, with a warning
+    assert "cpu (bf16)" in capsys.readouterr().out
     assert probe(out).num_frames == 2
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda probe=True: True)
+    assert main(["reconstruct", "--ckpt", work["ckpt"], work["clip"], "-o", str(out), "--max-frames", "2",
+                 "--quiet"]) == 0
+    assert "cpu (bf16)" in capsys.readouterr().out  # auto on a CPU with fast bf16
 
 
 def _bad_inputs(work, tmp):

@@ -42,7 +42,7 @@ def lively_model(tiny_model):
 def test_stream_equals_per_frame_forward(lively_model):
     frames = random_frames(7)  # 7 frames in batches of 3: a ragged last batch
     ref = frames[2]
-    pipe = Pipeline(lively_model, device="cpu", batch_size=3)
+    pipe = Pipeline(lively_model, device="cpu", precision="fp32", batch_size=3)  # the reference path
     out = list(pipe.reconstruct(frames, ref, output="tensor"))
     assert len(out) == 7 and out[0].shape == (3, S, S) and out[0].dtype == torch.float32
     with torch.inference_mode():
@@ -78,7 +78,7 @@ def test_relative_reenactment_is_a_token_offset(lively_model):
     decoded_tokens = []  # a random-init decoder barely reacts to tokens: check the tokens it is given too
     decode = tiny_model.decode
     tiny_model.decode = lambda t, ref: decoded_tokens.append(t.clone()) or decode(t, ref)
-    pipe = Pipeline(tiny_model, device="cpu", batch_size=2)
+    pipe = Pipeline(tiny_model, device="cpu", precision="fp32", batch_size=2)
     relative = torch.stack(list(pipe.reenact(source, driving, relative=True, output="tensor")))
     t_relative, decoded_tokens[:] = torch.cat(decoded_tokens), []
     absolute = torch.stack(list(pipe.reenact(source, driving, output="tensor")))
@@ -100,11 +100,19 @@ def test_relative_reenactment_is_a_token_offset(lively_model):
     assert (relative - absolute).abs().max() > 1e-3
 
 
-def test_precision_and_device_settings(tiny_model, caplog):
+def test_precision_and_device_settings(tiny_model, caplog, monkeypatch):
+    from imf import precision
+
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda probe=True: False)
+    assert Pipeline(tiny_model, device="cpu").precision == "fp32"  # "auto", the default, on a CPU without it
     with caplog.at_level(logging.WARNING, logger="imf.pipeline"):
         pipe = Pipeline(tiny_model, device="cpu", precision="bf16")
-    assert pipe.precision == "fp32"
-    assert "bf16 is not used on CPU" in caplog.text and "fp32" in caplog.text
+    assert pipe.precision == "bf16"  # asked for: it runs, emulated
+    assert "without fast bf16" in caplog.text and "slower" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="imf.pipeline"):
+        assert Pipeline(tiny_model, device="cpu", precision="fp16").precision == "fp32"
+    assert "fp16 is not used on CPU" in caplog.text
     with pytest.raises(ConfigError, match="unknown precision 'fp8'"):
         Pipeline(tiny_model, device="cpu", precision="fp8")
     with pytest.raises(ConfigError, match="unknown device 'tpu0'"):

@@ -16,9 +16,12 @@ Conventions:
   x̂_k = D_F(IMF(t_k, t_s, f_s)). ``relative=True`` transfers the motion as a token offset,
   t_k = t_s + (t_driving,k − t_driving,0), so frame 0 is the source's own reconstruction and the
   driving identity's absolute token does not leak in.
-- Precision: "fp32", or "bf16" / "fp16" through ``torch.autocast`` on a GPU (cuda, mps). CPUs here have no
-  fast bf16/fp16 kernels: on CPU they fall back to fp32 with a warning (``Pipeline.precision`` says what
-  runs). Outputs are always float32.
+- Precision (``resolve_precision``): "auto" (the default) runs bf16 through ``torch.autocast`` where that is
+  fast, on a GPU with bf16 or on a CPU with fast bf16 (AVX512-BF16 or AMX, detected by
+  ``imf.precision.cpu_has_fast_bf16``, never assumed), and fp32 elsewhere. "fp32" is the reference path.
+  An explicit "bf16" runs bf16 on any CPU (with a warning where the CPU emulates it: several times slower
+  than fp32); "fp16" runs on a GPU only (fp32 with a warning on CPU). ``Pipeline.precision`` says what
+  runs. Outputs are always float32.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ import torch
 from imf.data.crop import CropBox, crop_image, paste_crop, square_box
 from imf.data.face_detect import Box, FaceDetector
 from imf.data.video import VideoWriter, iter_frames, probe, resize_center_crop, to_tensor, to_uint8
+from imf.precision import PRECISION_CHOICES, PRECISIONS, autocast_context  # noqa: F401  (API)
+from imf.precision import inference_precision as resolve_precision
 from imf.devices import DEVICE_TYPES, resolve_device  # noqa: F401  (part of this module's API)
 from imf.errors import ConfigError, InputError
 from imf.eval.domain import CopyComparer, CopyComparison
@@ -45,7 +50,7 @@ from imf.models.imf import IMF, ReferenceState
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+DEFAULT_PRECISION = "auto"
 OUTPUTS = ("uint8", "tensor")
 DRIVING_FACE_FRAMES = 10  # --crop: the driving video's one still box is the median face of its first frames
 
@@ -53,20 +58,6 @@ Frame = np.ndarray | torch.Tensor
 
 
 # ------------------------------------------------------------------------------------------ settings
-
-
-def resolve_precision(name: str, device: torch.device) -> str:
-    """The precision that will run: ``name``, or "fp32" on CPU (with a warning) where bf16/fp16 were asked,
-    or "fp16" on a CUDA GPU without bf16 support. Raises ConfigError for an unknown name."""
-    if name not in PRECISIONS:
-        raise ConfigError(f"unknown precision {name!r}; expected one of {', '.join(PRECISIONS)}")
-    if name != "fp32" and device.type == "cpu":
-        log.warning("precision %s is not used on CPU (no fast %s kernels here): running in fp32", name, name)
-        return "fp32"
-    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        log.warning("this GPU has no bf16: running in fp16")
-        return "fp16"
-    return name
 
 
 def check_frame_size(width: int, height: int, size: int, what: str | os.PathLike, warn: bool = True) -> bool:
@@ -95,11 +86,11 @@ class Pipeline:
     """Runs an IMF on frame streams: device, precision, batching and inference mode (see the module docstring).
 
     model: an ``imf.IMF`` (moved to ``device`` and put in eval mode). device: "cpu", "cuda", "cuda:N", "mps"
-    or None (cuda if available, else cpu). precision: "fp32", "bf16" or "fp16". batch_size: frames per
-    model call.
+    or None (cuda if available, else cpu). precision: "auto" (default), "fp32", "bf16" or "fp16"
+    (``resolve_precision``). batch_size: frames per model call.
     """
 
-    def __init__(self, model: IMF, device: str | torch.device | None = None, precision: str = "fp32",
+    def __init__(self, model: IMF, device: str | torch.device | None = None, precision: str = DEFAULT_PRECISION,
                  batch_size: int = 8) -> None:
         if not isinstance(model, IMF):
             raise TypeError(f"model must be an imf.IMF, got {type(model).__name__}")
@@ -113,7 +104,7 @@ class Pipeline:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device | None = None,
-                        precision: str = "fp32", batch_size: int = 8) -> "Pipeline":
+                        precision: str = DEFAULT_PRECISION, batch_size: int = 8) -> "Pipeline":
         """Load a checkpoint folder (``config.json`` + ``model.safetensors``); CheckpointError if it is not one."""
         from imf.checkpoint import load_model
 
@@ -146,9 +137,7 @@ class Pipeline:
     def _context(self):
         stack = contextlib.ExitStack()
         stack.enter_context(torch.inference_mode())
-        dtype = PRECISIONS[self.precision]
-        if dtype is not None:
-            stack.enter_context(torch.autocast(self.device.type, dtype=dtype))
+        stack.enter_context(autocast_context(self.precision, self.device))
         return stack
 
     def prepare_reference(self, frame: Frame | ReferenceState) -> ReferenceState:
@@ -228,7 +217,7 @@ class Pipeline:
 
 
 def as_pipeline(model: Pipeline | IMF | str | os.PathLike, device: str | torch.device | None = None,
-                precision: str = "fp32", batch_size: int = 8) -> Pipeline:
+                precision: str = DEFAULT_PRECISION, batch_size: int = 8) -> Pipeline:
     """A Pipeline from a Pipeline (returned as is), an IMF or a checkpoint folder."""
     if isinstance(model, Pipeline):
         return model
@@ -285,7 +274,7 @@ def _write(out, fps: float, width: int, height: int, crf: int, audio_from, frame
 
 def reconstruct_video(model: Pipeline | IMF | str | os.PathLike, video: str | os.PathLike, out: str | os.PathLike,
                       *, ref_frame: int = 0, compare: bool = False, max_frames: int | None = None,
-                      device: str | None = None, precision: str = "fp32", batch_size: int = 8, crf: int = 18,
+                      device: str | None = None, precision: str = DEFAULT_PRECISION, batch_size: int = 8, crf: int = 18,
                       progress: bool = True) -> InferenceStats:
     """Reconstruct every frame of ``video`` (centre square crop, S×S) from frame ``ref_frame`` and write an
     H.264 ``out`` at the video's frame rate, with its audio. ``compare``: ``out`` is side by side
@@ -340,7 +329,7 @@ def _cut(frame: np.ndarray, box: CropBox, size: int) -> np.ndarray:
 
 def reenact_video(model: Pipeline | IMF | str | os.PathLike, source: str | os.PathLike, driving: str | os.PathLike,
                   out: str | os.PathLike, *, relative: bool = False, crop: bool = False, compare: bool = False,
-                  max_frames: int | None = None, device: str | None = None, precision: str = "fp32",
+                  max_frames: int | None = None, device: str | None = None, precision: str = DEFAULT_PRECISION,
                   batch_size: int = 8, crf: int = 18, crop_scale: float = 1.8, detector: FaceDetector | None = None,
                   progress: bool = True) -> InferenceStats:
     """Animate ``source`` (an image, or a video's first frame) with the motion of ``driving``; write an H.264

@@ -5,10 +5,16 @@ elsewhere PyTorch emulates it and it is several times *slower* than fp32. ``cpu_
 CPU flags (``avx512_bf16``, ``amx_bf16`` in ``/proc/cpuinfo``) where that file exists and confirms them with
 a sub-second matmul probe (bf16 vs fp32); without ``/proc/cpuinfo`` (macOS, Windows) the probe alone
 decides. The answer is computed once per process. fp32 stays the reference path everywhere.
+
+Two policies, one per job: ``resolve_precision`` (training's autocast dtype: an explicit "bf16" on a CPU
+without fast bf16 runs fp32, since hours of emulated bf16 are never wanted; "auto" on a GPU without bf16 is
+fp16 with a grad scaler) and ``inference_precision`` (inference: an explicit "bf16" runs even where it is
+emulated, so the bf16 path can be checked on any machine; "auto" on a GPU without bf16 is fp32).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from functools import lru_cache
@@ -21,6 +27,8 @@ from imf.errors import ConfigError
 log = logging.getLogger(__name__)
 
 PRECISION_NAMES = ("auto", "fp32", "bf16", "fp16")
+PRECISION_CHOICES = PRECISION_NAMES  # what a caller may ask for
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # what runs -> autocast dtype
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 CPUINFO = Path("/proc/cpuinfo")
 PROBE_SPEEDUP = 1.2  # bf16 must beat fp32 by this factor in the probe to count as fast
@@ -107,3 +115,45 @@ def resolve_precision(requested: str, device: torch.device | str) -> torch.dtype
     if requested == "bf16":
         log.warning("precision bf16 asked for, but this CPU has no fast bf16 (AVX512-BF16 or AMX): running in fp32")
     return None
+
+
+def inference_precision(name: str, device: torch.device | str) -> str:
+    """The precision that will run for ``name`` (one of ``PRECISION_CHOICES``) on ``device``: "fp32", "bf16"
+    or "fp16" (``imf.pipeline``'s docstring). Raises ConfigError for an unknown name.
+
+    - "auto": bf16 on a CUDA GPU with bf16 and on a CPU with fast bf16 (``imf.precision.cpu_has_fast_bf16``),
+      fp32 elsewhere (CPUs without it, GPUs without bf16, mps).
+    - "bf16": bf16 on a CPU even without fast bf16 (warning: emulated, slow), fp16 on a CUDA GPU without bf16.
+    - "fp16": fp32 on a CPU (warning: no fast fp16 kernels).
+    """
+    if name not in PRECISION_CHOICES:
+        raise ConfigError(f"unknown precision {name!r}; expected one of {', '.join(PRECISION_CHOICES)}")
+    device = torch.device(device)
+    if name == "fp32":
+        return name
+    if name == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        if device.type == "cpu":
+            return "bf16" if cpu_has_fast_bf16() else "fp32"
+        return "fp32"
+    if device.type == "cpu":
+        if name == "fp16":
+            log.warning("precision fp16 is not used on CPU (no fast fp16 kernels here): running in fp32")
+            return "fp32"
+        if not cpu_has_fast_bf16():
+            log.warning("precision bf16 on a CPU without fast bf16 (no AVX512-BF16 or AMX): it runs emulated, "
+                        "several times slower than fp32 (precision auto picks fp32 here)")
+        return name
+    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        log.warning("this GPU has no bf16: running in fp16")
+        return "fp16"
+    return name
+
+
+def autocast_context(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` for a resolved precision ("bf16", "fp16"), or a no-op for "fp32"."""
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype)

@@ -21,7 +21,9 @@ def format_report(result: dict) -> str:
     gpu = f" ({m['gpu_name']})" if "gpu_name" in m else ""
     lines = [f"machine: {m['cpu_model']} ({m['cpu_cores']} cores), {m['platform']}, torch {m['torch_version']}, "
              f"{m['torch_threads']} threads, device {m['device']}{gpu}",
-             f"fp32 matmul peak ({p['n']}×{p['n']}, {p['calls']} calls): median {p['median_gflops']:.1f} GFLOP/s, "
+             f"model precision {result.get('precision', 'fp32')}; "
+             f"{p['dtype'].replace('float32', 'fp32').replace('bfloat16', 'bf16').replace('float16', 'fp16')} "
+             f"matmul peak ({p['n']}×{p['n']}, {p['calls']} calls): median {p['median_gflops']:.1f} GFLOP/s, "
              f"best {p['best_gflops']:.1f}"
              + (f"; at the end: median {result['matmul_peak_at_end']['median_gflops']:.1f}, best "
                 f"{result['matmul_peak_at_end']['best_gflops']:.1f}" if "matmul_peak_at_end" in result else "")

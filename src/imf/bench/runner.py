@@ -26,6 +26,9 @@ from imf.bench.training import training_throughput
 
 PEAK_FRACTION_GOAL = 0.40
 MEMORY_GOAL_MIB = 2048.0
+# Largest |streaming - forward| that still counts as the same output, per precision: the two paths round
+# differently, and bf16 keeps 8 bits of mantissa (tiny-64: ~1e-2 between bf16 and fp32 outputs).
+STREAM_TOLERANCE = {"fp32": 1e-4, "bf16": 5e-2, "fp16": 1e-2}
 
 
 @dataclass
@@ -49,6 +52,10 @@ class BenchOptions:
     """Measure the model after ``imf.fast.optimize_for_inference`` (channels-last convs)."""
     compare: bool = True
     """A/B each fast path against its plain path (all at batch 1; modulation also at the largest batch)."""
+    precision: str = "fp32"
+    """The model's precision ("fp32", "auto", "bf16", "fp16": ``imf.pipeline.resolve_precision``): stages,
+    streaming, attention, profile and fast paths run under its autocast, and the matmul peak every fraction is
+    taken of is measured in its dtype (a bf16 run against the bf16 peak). Peak memory and training: fp32."""
     quick: bool = False
     seed: int = 0
 
@@ -96,15 +103,22 @@ def run_benchmark(options: BenchOptions, progress: Callable[[str], None] | None 
     a caller can write partial results; returns the result dict (see ``format_report``)."""
     from imf.info import model_summary
 
+    from imf.pipeline import PRECISIONS, autocast_context, resolve_precision
+    from imf.precision import cpu_has_fast_bf16
+
     opt = options.effective()
     device = torch.device(opt.device)
     if opt.threads:
         torch.set_num_threads(opt.threads)
+    precision = resolve_precision(opt.precision, device)
+    peak_dtype = PRECISIONS[precision] or torch.float32
+    tolerance = STREAM_TOLERANCE[precision]
     say = progress or (lambda msg: None)
     started = time.time()
     say("matmul peak")
-    peak = matmul_peak(device, seconds=opt.peak_seconds)
-    result: dict = {"machine": machine_info(device), "options": asdict(opt),
+    peak = matmul_peak(device, seconds=opt.peak_seconds, dtype=peak_dtype)
+    result: dict = {"machine": machine_info(device), "options": asdict(opt), "precision": precision,
+                    "cpu_has_fast_bf16": cpu_has_fast_bf16() if device.type == "cpu" else None,
                     "fast_paths": {"sdpa": True, "modulation": "auto (ModulatedConv2d.fused = None)",
                                    "inference_mode": True, "channels_last": opt.fast},
                     "matmul_peak": peak.to_dict(), "presets": {}, "training": []}
@@ -114,29 +128,31 @@ def run_benchmark(options: BenchOptions, progress: Callable[[str], None] | None 
         model = _model(preset, device, opt.seed, opt.fast)
         summary = model_summary(model if device.type == "cpu" else copy.deepcopy(model).cpu())  # it copies
         flops = stage_flops(summary)
-        entry: dict = {"flops_per_frame": flops, "stages": []}
-        for batch in opt.batches:
-            stages = measure_stages(model, batch, device, flops, repeats=opt.repeats, warmup=opt.warmup,
-                                    progress=lambda msg: say(f"{preset}: {msg}"))
-            entry["stages"] += [s.to_dict(peak_gflops) for s in stages]
-        s = model.config.resolution
-        gen = torch.Generator().manual_seed(opt.seed)
-        frames = torch.rand(opt.stream_frames, 3, s, s, generator=gen).to(device)
-        reference = torch.rand(1, 3, s, s, generator=gen).to(device)
-        say(f"{preset}: streaming vs forward ({opt.stream_frames} frames)")
-        entry["streaming"] = streaming_vs_forward(model, frames, reference, device, flops, warmup=opt.warmup)
-        with torch.inference_mode():
-            ref = model.prepare_reference(reference)
-            tokens = model.encode_token(frames[:1])
-            entry["attention"] = attention_report(lambda: model.decode(tokens, ref))
-            entry["profile_decode_batch1"] = top_ops(lambda: model.decode(tokens, ref))
-        if opt.compare:
-            say(f"{preset}: fast paths A/B")
-            reps = min(opt.repeats, 3)
-            entry["fast_paths"] = compare_fast_paths(model, 1, device, repeats=reps, warmup=opt.warmup)
-            if max(opt.batches) > 1:
-                entry["fast_paths"] += compare_fast_paths(model, max(opt.batches), device, repeats=reps,
-                                                          warmup=opt.warmup, which=("modulation",))
+        entry: dict = {"flops_per_frame": flops, "precision": precision, "stages": []}
+        with autocast_context(precision, device):  # the model's calls; the peak was measured in its dtype
+            for batch in opt.batches:
+                stages = measure_stages(model, batch, device, flops, repeats=opt.repeats, warmup=opt.warmup,
+                                        progress=lambda msg: say(f"{preset}: {msg}"))
+                entry["stages"] += [s.to_dict(peak_gflops) for s in stages]
+            s = model.config.resolution
+            gen = torch.Generator().manual_seed(opt.seed)
+            frames = torch.rand(opt.stream_frames, 3, s, s, generator=gen).to(device)
+            reference = torch.rand(1, 3, s, s, generator=gen).to(device)
+            say(f"{preset}: streaming vs forward ({opt.stream_frames} frames)")
+            entry["streaming"] = streaming_vs_forward(model, frames, reference, device, flops, warmup=opt.warmup,
+                                                      tolerance=tolerance)
+            with torch.inference_mode():
+                ref = model.prepare_reference(reference)
+                tokens = model.encode_token(frames[:1])
+                entry["attention"] = attention_report(lambda: model.decode(tokens, ref))
+                entry["profile_decode_batch1"] = top_ops(lambda: model.decode(tokens, ref))
+            if opt.compare:
+                say(f"{preset}: fast paths A/B")
+                reps = min(opt.repeats, 3)
+                entry["fast_paths"] = compare_fast_paths(model, 1, device, repeats=reps, warmup=opt.warmup)
+                if max(opt.batches) > 1:
+                    entry["fast_paths"] += compare_fast_paths(model, max(opt.batches), device, repeats=reps,
+                                                              warmup=opt.warmup, which=("modulation",))
         if opt.memory:
             entry["memory"] = []
             for batch in opt.batches:
@@ -154,7 +170,7 @@ def run_benchmark(options: BenchOptions, progress: Callable[[str], None] | None 
         if checkpoint:
             checkpoint(result)
     say("matmul peak again")
-    result["matmul_peak_at_end"] = matmul_peak(device, seconds=opt.peak_seconds).to_dict()
+    result["matmul_peak_at_end"] = matmul_peak(device, seconds=opt.peak_seconds, dtype=peak_dtype).to_dict()
     apply_peak(result)
     result["seconds"] = time.time() - started
     return result

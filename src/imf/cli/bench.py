@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from imf.cli.common import add_device, add_json, add_quiet, default_device, emit_json
+from imf.cli.common import add_device, add_json, add_precision, add_quiet, default_device, emit_json
 from imf.config import PRESETS
 
 
@@ -38,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"comma-separated presets to measure ({', '.join(PRESETS)}; default: all three)")
     p.add_argument("--batches", default="1,8", help="comma-separated decode batch sizes (default: 1,8)")
     add_device(p)
+    add_precision(p, "fp32")  # of the model's calls; the peak is measured in the same dtype
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: torch's choice, one per core)")
     p.add_argument("--repeats", type=int, default=5, help="timed calls per measurement; the median is kept")
@@ -94,7 +95,8 @@ def options_from_args(args: argparse.Namespace):
                         device=args.device, threads=args.threads, repeats=args.repeats, warmup=args.warmup,
                         stream_frames=args.stream_frames, memory=not args.no_memory, train_presets=train,
                         train_batch=args.train_batch, peak_seconds=args.peak_seconds, quick=args.quick,
-                        fast=not args.plain, compare=not args.no_compare)
+                        fast=not args.plain, compare=not args.no_compare,
+                        precision=getattr(args, "precision", "fp32"))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
-from imf.cli.common import (add_ckpt, add_device, add_json, add_quiet, crf, default_device, emit_json, int_in,
-                            number_in, positive_int, protect_inputs, quality_level)
+from imf.cli.common import (add_ckpt, add_device, add_json, add_precision, add_quiet, crf, default_device, emit_json,
+                            int_in, number_in, positive_int, protect_inputs, quality_level)
 
 
 def _quality_list(text: str) -> list[int]:
@@ -29,10 +28,37 @@ def _fraction(text: str) -> tuple[float, float]:
     return lo, hi
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+
+def add_encoder_options(p: argparse.ArgumentParser, *, min_psnr: bool, framing_counted: bool = False) -> None:
+    """The encoder's rate, entropy, keyframe and scene-cut options, shared by ``imf encode`` and ``imf call send``.
+    min_psnr: offer --min-psnr (it needs the encoder's own reconstruction, which a live sender does not make)."""
     from imf.codec.keyframe import DEFAULT_KEYFRAME_CODEC, DEFAULT_KEYFRAME_QUALITY, KEYFRAME_CODECS
-    from imf.codec.quantizer import DEFAULT_QUALITIES, DEFAULT_QUALITY
+    from imf.codec.quantizer import DEFAULT_QUALITY
     from imf.codec.scenecut import DEFAULT_SCENE_CUT_THRESHOLD
+
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--quality", type=quality_level, default=None,
+                      help=f"token quality level (one of the fitted levels; default {DEFAULT_QUALITY}; higher is finer)")
+    rate.add_argument("--target-kbps", type=number_in(0, 1e6, low_open=True), default=None, metavar="R",
+                      help="pick the highest quality whose token stream fitted within R kbps on the fitting data "
+                           f"(keyframes{' and framing' if framing_counted else ''} not counted)")
+    p.add_argument("--entropy", choices=("temporal", "static"), default="temporal",
+                   help="entropy model: residual to the previous token (temporal, default) or per-frame (static)")
+    p.add_argument("--keyframe-codec", choices=KEYFRAME_CODECS, default=DEFAULT_KEYFRAME_CODEC,
+                   help=f"still-image codec of keyframes (default {DEFAULT_KEYFRAME_CODEC})")
+    p.add_argument("--keyframe-quality", type=int_in(0, 100), default=DEFAULT_KEYFRAME_QUALITY,
+                   help=f"keyframe codec quality 0..100 (default {DEFAULT_KEYFRAME_QUALITY})")
+    p.add_argument("--max-keyframe-interval", type=positive_int, default=None, metavar="N",
+                   help="send a keyframe at least every N frames (default: only at cuts)")
+    if min_psnr:
+        p.add_argument("--min-psnr", type=number_in(0, 100, low_open=True), default=None, metavar="DB",
+                       help="send a keyframe when the reconstruction falls below DB dB PSNR (default: off)")
+    p.add_argument("--scene-cut", type=number_in(0, 1), default=DEFAULT_SCENE_CUT_THRESHOLD, metavar="T",
+                   help=f"colour-histogram distance in (0, 1] that counts as a scene cut "
+                        f"(default {DEFAULT_SCENE_CUT_THRESHOLD}; 0 disables)")
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from imf.codec.quantizer import DEFAULT_QUALITIES
 
     e = sub.add_parser("encode", help="encode a video into an .imf file",
                        description="Encode a video with an IMF checkpoint: keyframes intra-coded, every other "
@@ -41,25 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                   "resized to the model's resolution")
     add_ckpt(e, "model folder with fitted codec tables")
     e.add_argument("-o", "--output", metavar="FILE.imf", required=True, help="output .imf file")
-    rate = e.add_mutually_exclusive_group()
-    rate.add_argument("--quality", type=quality_level, default=None,
-                      help=f"token quality level (one of the fitted levels; default {DEFAULT_QUALITY}; higher is finer)")
-    rate.add_argument("--target-kbps", type=number_in(0, 1e6, low_open=True), default=None, metavar="R",
-                      help="pick the highest quality whose token stream fitted within R kbps on the fitting data "
-                           "(keyframes not counted)")
-    e.add_argument("--entropy", choices=("temporal", "static"), default="temporal",
-                   help="entropy model: residual to the previous token (temporal, default) or per-frame (static)")
-    e.add_argument("--keyframe-codec", choices=KEYFRAME_CODECS, default=DEFAULT_KEYFRAME_CODEC,
-                   help=f"still-image codec of keyframes (default {DEFAULT_KEYFRAME_CODEC})")
-    e.add_argument("--keyframe-quality", type=int_in(0, 100), default=DEFAULT_KEYFRAME_QUALITY,
-                   help=f"keyframe codec quality 0..100 (default {DEFAULT_KEYFRAME_QUALITY})")
-    e.add_argument("--max-keyframe-interval", type=positive_int, default=None, metavar="N",
-                   help="send a keyframe at least every N frames (default: only at cuts)")
-    e.add_argument("--min-psnr", type=number_in(0, 100, low_open=True), default=None, metavar="DB",
-                   help="send a keyframe when the reconstruction falls below DB dB PSNR (default: off)")
-    e.add_argument("--scene-cut", type=number_in(0, 1), default=DEFAULT_SCENE_CUT_THRESHOLD, metavar="T",
-                   help=f"colour-histogram distance in (0, 1] that counts as a scene cut "
-                        f"(default {DEFAULT_SCENE_CUT_THRESHOLD}; 0 disables)")
+    add_encoder_options(e, min_psnr=True)
     e.add_argument("--packet-frames", type=int_in(1, 255), default=8, metavar="N", help="frames per token packet (default 8)")
     add_json(e, "the bit accounting")
     add_quiet(e)
@@ -79,6 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json(d, "decode statistics (frames, seconds, fps)")
     add_quiet(d)
     add_device(d)
+    add_precision(d)  # frame synthesis only: the entropy-decoded symbols are the same in every precision
     protect_inputs(d, ("input",), ("output", "json"))
     d.set_defaults(func=run_decode)
 
@@ -122,10 +131,10 @@ def run_encode(args: argparse.Namespace) -> int:
     from imf.checkpoint import load_model
     from imf.codec.decoder import read_header
     from imf.codec.encoder import encode_video
-    from imf.codec.quantizer import DEFAULT_QUALITY
     from imf.codec.registry import remember_checkpoint
     from imf.codec.tables import load_tables
     from imf.data.video import probe
+    from imf.codec.quantizer import DEFAULT_QUALITY
     from imf.eval.domain import warn_if_out_of_domain
 
     tables = load_tables(args.ckpt)
@@ -167,10 +176,13 @@ def run_decode(args: argparse.Namespace) -> int:
     from imf.codec.decoder import check_model, decode_file, read_header
     from imf.codec.tables import load_tables
     from imf.data.video import VideoWriter
+    from imf.devices import model_device
+    from imf.pipeline import resolve_precision
 
     header = read_header(args.input)  # validate before loading anything or creating the output
     ckpt = _resolve_checkpoint(args, header)
     model = load_model(ckpt, map_location=default_device(args.device))
+    precision = resolve_precision(args.precision, model_device(model))
     identity = model_hash(model)
     check_model(header, model, str(args.input), identity)
     tables = load_tables(ckpt)
@@ -179,16 +191,18 @@ def run_decode(args: argparse.Namespace) -> int:
     # VideoWriter writes under a temporary name and renames on success; on an error it deletes it.
     with VideoWriter(args.output, header.fps, header.width, header.height, crf=args.crf) as writer, \
             progress_bar(total=header.frame_count, unit="frame", desc="decode", enabled=not args.quiet) as bar:
-        for frame in decode_file(args.input, model, tables=tables, model_hash=identity):
+        for frame in decode_file(args.input, model, tables=tables, model_hash=identity, precision=precision):
             writer.write(frame)
             count += 1
             bar.update(1)
     seconds = time.perf_counter() - start
     fps = count / seconds if seconds > 0 else 0.0
-    print(f"wrote {args.output}: {count} frames {header.width}x{header.height}, decoded at {fps:.1f} frames/s")
+    print(f"wrote {args.output}: {count} frames {header.width}x{header.height}, decoded at {fps:.1f} frames/s "
+          f"({precision})")
     if args.json:
         emit_json(args.json, {"input": str(args.input), "output": str(args.output), "num_frames": count,
-                                "decode_seconds": seconds, "decode_fps": fps, "header": header.to_dict()})
+                                "decode_seconds": seconds, "decode_fps": fps, "precision": precision,
+                                "header": header.to_dict()})
     return 0
 
 

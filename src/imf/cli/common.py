@@ -98,6 +98,18 @@ def add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", metavar="DEV", default=None, help=DEVICE_HELP)
 
 
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")  # imf.precision.PRECISION_CHOICES (not imported: CLI start-up)
+
+
+def add_precision(p: argparse.ArgumentParser, default: str = "auto") -> None:
+    """--precision: the same choices and help on every command; inference commands default to "auto",
+    measuring ones (eval, bench) to the "fp32" reference so that their numbers compare across machines."""
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default=default,
+                   help="compute precision: auto (bf16 where this CPU has fast bf16, AVX512-BF16 or AMX, or the GPU "
+                        "has bf16; fp32 elsewhere), fp32 (the reference), bf16 (also on a CPU without fast bf16: "
+                        f"slow there), fp16 (GPU only); default {default}")
+
+
 def add_quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
 

@@ -4,12 +4,11 @@ against standard codecs). Both only parse arguments and call ``imf.eval``."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from imf.cli.common import (add_batch_size, add_ckpt, add_device, add_json, add_quiet, default_device, emit_json,
-                            positive_int, protect_inputs, setup_logging)
+from imf.cli.common import (add_batch_size, add_ckpt, add_device, add_json, add_precision, add_quiet, default_device,
+                            emit_json, positive_int, protect_inputs, setup_logging)
 
 
 def _int_list(text: str) -> list[int]:
@@ -48,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_batch_size(p)
     p.add_argument("--no-fid", action="store_true", help="skip FID (it needs the Inception weights and is slow on CPU)")
     add_device(p)
+    add_precision(p, "fp32")  # the model's precision; the metrics always run in fp32
     add_quiet(p)
     protect_inputs(p, ("videos",), ("json", "markdown"))
     p.set_defaults(func=run_eval)
@@ -93,7 +93,7 @@ def run_eval(args: argparse.Namespace) -> int:
     model = imf.load_model(args.ckpt, map_location=device)
     report = evaluate_reconstruction(model, args.videos, ref_frame=args.ref_frame, max_frames=args.max_frames,
                                      batch_size=args.batch_size, compare_dir=args.compare, with_fid=not args.no_fid,
-                                     checkpoint=str(args.ckpt), progress=not args.quiet)
+                                     checkpoint=str(args.ckpt), progress=not args.quiet, precision=args.precision)
     markdown = eval_markdown(report)
     emit_json(args.json, report.to_dict())
     if args.markdown:

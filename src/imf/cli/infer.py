@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from imf.cli.common import (add_batch_size, add_ckpt, add_device, add_quiet, frame_index, positive_int,
-                            protect_inputs, setup_logging)
+from imf.cli.common import (add_batch_size, add_ckpt, add_device, add_precision, add_quiet, frame_index,
+                            positive_int, protect_inputs, setup_logging)
 
 
 def _crf(text: str) -> int:
@@ -24,9 +24,7 @@ def _add_common(p: argparse.ArgumentParser, compare_help: str) -> None:
     p.add_argument("--compare", action="store_true", help=compare_help)
     p.add_argument("--max-frames", type=positive_int, metavar="N", help="use only the first N frames of the video")
     add_device(p)
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="compute precision (default fp32); bf16/fp16 run on a GPU only: on CPU they fall back "
-                        "to fp32 with a warning")
+    add_precision(p)
     add_batch_size(p, 8, "frames per model call; memory grows with it")
     p.add_argument("--crf", type=_crf, default=18, metavar="Q", help="x264 quality of the output, 0-51 (default 18)")
     add_quiet(p)

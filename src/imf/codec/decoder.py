@@ -9,7 +9,14 @@ Two stages:
   soon as their record is read, long before the end of the file.
 
 The encoder reconstructs frames with the same function (:func:`reconstruct_frame`), one frame per
-call (batch 1), so the decoder's frames equal the encoder's own reconstruction exactly.
+call (batch 1), so the decoder's frames equal the encoder's own reconstruction exactly in fp32.
+
+Precision (docs/imf-format.md, "Precision"): entropy decoding is integer arithmetic on integer CDF
+tables, and the temporal model's context is the previous frame's *symbols*, never a reconstructed frame:
+nothing the network computes on the decoder side feeds back into :func:`iter_units`. So the decoder's
+frame synthesis may run in any precision (``decode_file(precision=...)``: bf16 where it is fast) and the
+symbols stay bit-exact; only the frames move, by bf16 rounding. The reference ``precision="fp32"`` (the
+library default) reproduces the encoder's closed-loop frames exactly. The encoder always runs E_T in fp32.
 """
 
 from __future__ import annotations
@@ -34,10 +41,11 @@ def read_header(path: str | os.PathLike) -> ImfHeader:
         return BitstreamReader(f, name=str(path)).header
 
 
-def codec_pipeline(model) -> Pipeline:
-    """The inference core the codec runs the model through: the model's own device, fp32 (the closed loop's
-    reconstructions are the decoder's), one frame at a time."""
-    return Pipeline(model, device=model_device(model), precision="fp32", batch_size=1)
+def codec_pipeline(model, precision: str = "fp32") -> Pipeline:
+    """The inference core the codec runs the model through: the model's own device, one frame at a time.
+    The encoder's closed loop always uses fp32 (its token extraction decides the symbols, see the module
+    docstring); the decoder may ask for another ``precision`` (``imf.pipeline.resolve_precision``)."""
+    return Pipeline(model, device=model_device(model), precision=precision, batch_size=1)
 
 
 def reconstruct_frame(pipe: Pipeline, codec: TokenCodec, symbols: np.ndarray, reference) -> np.ndarray:
@@ -103,12 +111,14 @@ def iter_units(f: BinaryIO, *, tables: CodecTables, name: str = "input") -> Iter
 
 
 def decode_file(path: str | os.PathLike, model, *, tables: CodecTables | None,
-                model_hash: str | None = None) -> Iterator[np.ndarray]:
+                model_hash: str | None = None, precision: str = "fp32") -> Iterator[np.ndarray]:
     """Decoded frames of an .imf file, uint8 (H, W, 3), one at a time as the file is read.
 
     BitstreamError if the file is not a valid .imf file, was made by another model (naming both
     hashes) or with other entropy tables. ``tables``: the codec tables stored with the model
     (``imf.codec.load_tables(ckpt_dir)``); ``model_hash``: ``imf.model_hash(model)`` if already known.
+    ``precision``: of the frame synthesis ("fp32", the reference and the encoder's own frames; "auto",
+    "bf16", "fp16" as in ``imf.pipeline.resolve_precision``); the decoded symbols do not depend on it.
     The model is put in eval mode.
     """
     if tables is None:
@@ -120,7 +130,7 @@ def decode_file(path: str | os.PathLike, model, *, tables: CodecTables | None,
         model.eval()
         f.seek(0)
         codec = TokenCodec(tables, header.quality, header.entropy) if header.quality in tables.levels else None
-        pipe = codec_pipeline(model)
+        pipe = codec_pipeline(model, precision)  # frame synthesis only: iter_units never sees its output
         reference = None
         for kind, unit in iter_units(f, tables=tables, name=name):
             if kind == "keyframe":

@@ -106,7 +106,9 @@ def encode_frames(
     model.eval()
     size = model.config.resolution
     codec = TokenCodec(tables, quality, entropy)
-    pipe = codec_pipeline(model)
+    # fp32 always, whatever the decoder will use: E_T's output decides the symbols, and an fp32 E_T keeps them
+    # as close to machine-independent as floats allow (bf16 would move tokens across quantiser bins).
+    pipe = codec_pipeline(model, "fp32")
     detector = SceneCutDetector(scene_cut_threshold)
     fps = Fraction(fps).limit_denominator(1001)
     header = ImfHeader(identity, tables.identity(), size, size, fps, 0, quality, entropy,

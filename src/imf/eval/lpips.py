@@ -58,15 +58,25 @@ class LPIPS(nn.Module):
             out.append(h)
         return out
 
+    def features(self, x: Tensor) -> list[Tensor]:
+        """The 5 unit-normalised taps f̂ of images (B, 3, H, W) in [0, 1]. One image's features can be
+        compared with several others' (``distance``): the RD study computes the source's once per batch."""
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"LPIPS expects (B, 3, H, W) tensors, got {tuple(x.shape)}")
+        x = x * 2 - 1  # [0, 1] -> [-1, 1], the range the official weights were fit on
+        return [f / (f.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10) for f in self._taps(x)]
+
+    def distance(self, fx: list[Tensor], fy: list[Tensor]) -> Tensor:
+        """LPIPS (B,) between two images' ``features``; ``forward(x, y) == distance(features(x), features(y))``."""
+        if [f.shape for f in fx] != [f.shape for f in fy]:
+            raise ValueError(f"LPIPS features of different shapes: {tuple(fx[0].shape)} and {tuple(fy[0].shape)}")
+        total = fx[0].new_zeros(fx[0].shape[0])
+        for a, b, head in zip(fx, fy, self.heads):
+            total = total + head((a - b).pow(2)).mean(dim=(1, 2, 3))  # (B, 1, h, w) -> (B,)
+        return total
+
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         if x.shape != y.shape or x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"LPIPS expects two (B, 3, H, W) tensors of one shape, "
                              f"got {tuple(x.shape)} and {tuple(y.shape)}")
-        x = x * 2 - 1  # [0, 1] -> [-1, 1], the range the official weights were fit on
-        y = y * 2 - 1
-        total = x.new_zeros(x.shape[0])
-        for fx, fy, head in zip(self._taps(x), self._taps(y), self.heads):
-            fx = fx / (fx.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
-            fy = fy / (fy.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
-            total = total + head((fx - fy).pow(2)).mean(dim=(1, 2, 3))  # (B, 1, h, w) -> (B,)
-        return total
+        return self.distance(self.features(x), self.features(y))

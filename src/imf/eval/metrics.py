@@ -103,15 +103,21 @@ def _blur(x: Tensor, g: Tensor) -> Tensor:
     return F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, WINDOW, 1), groups=c)  # along H
 
 
-def _ssim_cs(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-channel mean SSIM and mean contrast-structure term, each (B, C); inputs float64."""
+def _moments(x: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
+    """Local mean and variance of x under the Gaussian window: (mu, var), each (B, C, H-10, W-10)."""
+    mu = _blur(x, g)
+    return mu, _blur(x * x, g) - mu**2
+
+
+def _ssim_cs(x: Tensor, y: Tensor, x_moments: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+    """Per-channel mean SSIM and mean contrast-structure term, each (B, C); inputs float64.
+    x_moments: ``_moments(x, g)`` if already computed (the same numbers)."""
     if min(x.shape[-2:]) < WINDOW:
         raise ValueError(f"SSIM needs images of at least {WINDOW}x{WINDOW} pixels, got {tuple(x.shape[-2:])}")
     g = _gaussian_window(x.dtype, x.device)
     c1, c2 = K1**2, K2**2  # data range 1
-    mu_x, mu_y = _blur(x, g), _blur(y, g)
-    var_x = _blur(x * x, g) - mu_x**2
-    var_y = _blur(y * y, g) - mu_y**2
+    mu_x, var_x = x_moments if x_moments is not None else _moments(x, g)
+    mu_y, var_y = _moments(y, g)
     cov = _blur(x * y, g) - mu_x * mu_y
     cs_map = (2 * cov + c2) / (var_x + var_y + c2)
     ssim_map = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1) * cs_map
@@ -158,3 +164,54 @@ def ms_ssim(x: Tensor, y: Tensor, scales: int | None = None) -> Tensor:
     terms.append(s.clamp_min(0))
     stacked = torch.stack(terms)  # (M, B, C)
     return torch.prod(stacked ** weights.view(-1, 1, 1), dim=0).mean(1).float()
+
+
+def _half(x: Tensor) -> Tensor:
+    """MS-SSIM's 2×2 average pooling between scales (an odd side zero-padded by one at each end)."""
+    pad = (x.shape[-2] % 2, x.shape[-1] % 2)
+    return F.avg_pool2d(x, 2, padding=pad)  # (B, C, H, W) -> (B, C, ceil(H/2), ceil(W/2))
+
+
+def ssim_reference(x: Tensor, scales: int = 1) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """The reference image's side of SSIM / MS-SSIM for ``ssim_and_ms_ssim``, computed once for several distorted
+    versions of it: per scale j < ``scales``, (x_j float64, local mean, local variance)."""
+    out = []
+    x = x.double()
+    for j in range(scales):
+        if j:
+            x = _half(x)
+        g = _gaussian_window(x.dtype, x.device)
+        out.append((x, *_moments(x, g)))
+    return out
+
+
+def ssim_and_ms_ssim(x: Tensor, y: Tensor, reference: list[tuple[Tensor, Tensor, Tensor]] | None = None,
+                     with_ms_ssim: bool = True) -> tuple[Tensor, Tensor | None]:
+    """(``ssim(x, y)``, ``ms_ssim(x, y)`` or None) in one pass, equal to them bit for bit: SSIM is MS-SSIM's first
+    scale, computed once, and the reference's side (``reference = ssim_reference(x, M)``, M = ``ms_ssim_scales``,
+    or 1 without MS-SSIM) can be shared by several y. ``ssim`` and ``ms_ssim`` stay the plain reference paths."""
+    _check(x, y, "ssim")
+    m = ms_ssim_scales(x.shape[-2], x.shape[-1]) if with_ms_ssim else 1
+    reference = reference if reference is not None else ssim_reference(x, m)
+    if len(reference) < m or reference[0][0].shape != x.shape:
+        raise ValueError(f"ssim_and_ms_ssim: the reference has {len(reference)} scales of "
+                         f"{tuple(reference[0][0].shape)}, needs {m} of {tuple(x.shape)}")
+    y = y.double()
+    terms = []
+    ssim_value = None
+    for j in range(m):
+        x_j, mu_x, var_x = reference[j]
+        s, cs = _ssim_cs(x_j, y, (mu_x, var_x))
+        if j == 0:
+            ssim_value = s.mean(1).float()
+        if j < m - 1:
+            terms.append(cs.clamp_min(0))
+            y = _half(y)
+    if not with_ms_ssim:
+        return ssim_value, None
+    terms.append(s.clamp_min(0))
+    weights = torch.tensor(MS_SSIM_WEIGHTS[:m], dtype=torch.float64, device=x.device)
+    if m < len(MS_SSIM_WEIGHTS):
+        weights = weights / weights.sum()  # as in ms_ssim
+    stacked = torch.stack(terms)  # (M, B, C)
+    return ssim_value, torch.prod(stacked ** weights.view(-1, 1, 1), dim=0).mean(1).float()

@@ -3,10 +3,10 @@
 For each video:
 1. Read the first ``max_frames`` frames as the model sees them (centre square crop, S×S): the single
    source every codec encodes from (kept in memory; written as lossless FFV1 RGB only for VMAF).
-2. Our codec at several token qualities: ``encode_frames`` → ``.imf`` → ``decode_file``, one keyframe
-   at the start (scene-cut keyframes off, like the baselines' single keyframe). Its rate counts
-   every bit of the file (header, reference keyframe(s), tokens): "total"; the tokens-only rate (the
-   paper's count) is reported beside it.
+2. Our codec at several token qualities: ``encode_frames`` → ``.imf``, decoded as ``decode_file`` decodes it
+   in fp32 (the encoder's closed-loop frames are those very frames), one keyframe at the start (scene-cut
+   keyframes off, like the baselines' single keyframe). Its rate counts every bit of the file (header,
+   reference keyframe(s), tokens): "total"; the tokens-only rate (the paper's count) is reported beside it.
 3. Each standard codec at several CRF/QP points (``imf.eval.baselines``: low delay, one keyframe).
 4. Quality of every decoded sequence against the source, on RGB, by the same ``FrameScorer`` (PSNR,
    MS-SSIM, LPIPS VGG/AlexNet, SSIM, L1) and VMAF where ``imf.eval.vmaf`` and ffmpeg's libvmaf exist.
@@ -14,6 +14,10 @@ For each video:
    (VCEG-M33) and pchip fits. Rates used: whole .imf file for ours, payload (packets + parameter sets)
    for the standard codecs. LPIPS enters as 1 − LPIPS so that every quality grows with rate. Where the
    curves do not overlap the value is None and a note says so: nothing is extrapolated.
+
+Speed (same numbers): the standard codecs are coded in threads beside our encoder, our decoded frames
+are the encoder's closed-loop frames, and all points are scored together batch by batch of the source
+(``_video_points``).
 
 Outputs in ``out_dir``: ``rd.json`` (every point, BD values, notes, settings), ``rd_points.csv``,
 ``rd_report.md``, PNG plots (``plots.py``), and the coded streams under ``streams/``.
@@ -28,6 +32,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -38,7 +43,7 @@ import numpy as np
 from imf.errors import InputError
 from imf.eval import baselines
 from imf.eval.bdrate import bd_quality_result, bd_rate_result
-from imf.eval.reconstruct_eval import FrameScorer, json_safe, score_sequences
+from imf.eval.reconstruct_eval import FrameScorer, json_safe, score_many_sequences
 
 log = logging.getLogger(__name__)
 
@@ -138,68 +143,111 @@ def _vmaf_fn():
     return vmaf if vmaf_available() else None
 
 
-# ------------------------------------------------------------------------------------------ one point
-def _measure(scorer: FrameScorer, source: np.ndarray, decoded: list[np.ndarray], source_path: Path | None,
-             work: Path, fps: float, vmaf) -> dict[str, float]:
-    if len(decoded) != len(source):
-        raise RuntimeError(f"decoded {len(decoded)} frames for {len(source)} source frames")
-    quality = score_sequences(scorer, source, decoded)
-    if vmaf is not None and source_path is not None:
-        dist = write_lossless(np.stack(decoded), fps, work / "decoded.mkv")
-        try:
-            value = vmaf(str(source_path), str(dist))
-        finally:
-            dist.unlink(missing_ok=True)
-        if value is not None:
-            quality["vmaf"] = float(value)
-    return quality
+# ------------------------------------------------------------------------------------------ one video
+@dataclass
+class _Coded:
+    """One coded point before it is scored: its decoded frames and what its RDPoint needs."""
+
+    codec: str
+    label: str
+    param: str
+    value: int
+    fps: float
+    rate_bits: int
+    rates: dict[str, float]
+    extra: dict
+    decoded: list[np.ndarray]
 
 
-def _ours_points(model, tables, video: str, frames: np.ndarray, fps: float, source_path: Path | None, qualities,
-                 streams: Path, work: Path, scorer: FrameScorer, vmaf, bar) -> list[RDPoint]:
-    """Our codec at each token quality; one keyframe at the start (scene-cut keyframes off), as the baselines."""
-    from imf.codec.decoder import decode_file
+def _ours(model, tables, frames: np.ndarray, fps: float, q: int, path: Path) -> _Coded:
+    """Our codec at one token quality; one keyframe at the start (scene-cut keyframes off), as the baselines.
+
+    The decoded frames are the encoder's closed-loop reconstructions (``on_frame``): ``decode_file`` of the
+    file gives these very frames in fp32 (``reconstruct_frame``, batch 1: tests/test_codec_video.py), so the
+    file is not decoded a second time."""
     from imf.codec.encoder import encode_frames
 
     n, s = frames.shape[0], frames.shape[1]
-    points = []
-    for q in qualities:
-        path = streams / f"{OURS}_q{q}.imf"
-        stats = encode_frames(model, iter(frames), path, fps=fps, tables=tables, quality=int(q),
-                              scene_cut_threshold=None, total=n, progress=False)
-        decoded = list(decode_file(path, model, tables=tables))
-        quality = _measure(scorer, frames, decoded, source_path, work, fps, vmaf)
-        st = stats.to_dict()
-        file_bytes = path.stat().st_size
-        rates = {"bpp_total": st["bpp_total"], "kbps_total": st["kbps_total"], "bpp_tokens": st["bpp_tokens"],
-                 "kbps_tokens": st["kbps_tokens"], "bpp_file": 8.0 * file_bytes / (n * s * s),
-                 "kbps_file": 8.0 * file_bytes / (n / fps) / 1000.0}
-        points.append(RDPoint(video, OURS, "IMF (ours)", "quality", int(q), n, s, fps, 8 * st["total_bytes"],
-                              rates["bpp_total"], rates["kbps_total"], rates, quality,
-                              {"stream": str(path), "num_keyframes": st["num_keyframes"],
-                               "keyframe_bits": st["keyframe_bits"], "token_bits": st["token_bits"],
-                               "header_bits": st["header_bits"], "keyframe_codec": st["keyframe_codec"],
-                               "keyframe_quality": st["keyframe_quality"], "entropy": st["entropy"],
-                               "encode_seconds": st["encode_seconds"]}))
-        bar.update(1)
-    return points
+    decoded: list[np.ndarray] = []
+    stats = encode_frames(model, iter(frames), path, fps=fps, tables=tables, quality=int(q),
+                          scene_cut_threshold=None, total=n, progress=False,
+                          on_frame=lambda i, frame: decoded.append(frame))
+    st = stats.to_dict()
+    file_bytes = path.stat().st_size
+    rates = {"bpp_total": st["bpp_total"], "kbps_total": st["kbps_total"], "bpp_tokens": st["bpp_tokens"],
+             "kbps_tokens": st["kbps_tokens"], "bpp_file": 8.0 * file_bytes / (n * s * s),
+             "kbps_file": 8.0 * file_bytes / (n / fps) / 1000.0}
+    extra = {"stream": str(path), "num_keyframes": st["num_keyframes"], "keyframe_bits": st["keyframe_bits"],
+             "token_bits": st["token_bits"], "header_bits": st["header_bits"], "keyframe_codec": st["keyframe_codec"],
+             "keyframe_quality": st["keyframe_quality"], "entropy": st["entropy"],
+             "encode_seconds": st["encode_seconds"]}
+    return _Coded(OURS, "IMF (ours)", "quality", int(q), fps, 8 * st["total_bytes"], rates, extra, decoded)
 
 
-def _baseline_points(codec: baselines.ResolvedCodec, values, video: str, frames: np.ndarray, fps: float,
-                     source_path: Path | None, streams: Path, work: Path, scorer: FrameScorer, vmaf, bar) -> list[RDPoint]:
-    n, s = frames.shape[0], frames.shape[1]
+def _baseline(codec: baselines.ResolvedCodec, v: int, frames: np.ndarray, fps: float, path: Path) -> _Coded:
+    """One CRF/QP point of a standard codec, encoded (an ffmpeg subprocess) and decoded (PyAV): thread-safe."""
+    enc = baselines.encode_baseline(frames, fps, codec, int(v), path)
+    decoded = list(baselines.decode_frames(enc.path))
+    rates = enc.rates()
+    extra = {"stream": enc.path, "encoder": enc.encoder, "file_bytes": enc.file_bytes,
+             "payload_bytes": enc.payload_bytes, "extradata_bytes": enc.extradata_bytes,
+             "encode_seconds": enc.encode_seconds}
+    return _Coded(codec.name, codec.label, codec.spec.param, int(v), enc.fps, 8 * enc.payload_bytes, rates, extra,
+                  decoded)
+
+
+def _vmaf_of(vmaf, source_path: Path, decoded: list[np.ndarray], fps: float, path: Path) -> float | None:
+    dist = write_lossless(np.stack(decoded), fps, path)
+    try:
+        value = vmaf(str(source_path), str(dist))
+    finally:
+        dist.unlink(missing_ok=True)
+    return None if value is None else float(value)
+
+
+def _video_points(model, tables, video: str, frames: np.ndarray, fps: float, qualities, found, points_of,
+                  streams: Path, work: Path, scorer: FrameScorer, vmaf, bar, workers: int) -> list[RDPoint]:
+    """Every RD point of one video, in the order ours (by quality), then each codec (by its points).
+
+    Same numbers as coding, decoding and scoring the points one after the other, in less time:
+    - the standard codecs' encodes (ffmpeg subprocesses) and decodes run in ``workers`` threads, while this
+      thread runs our encoder (and its closed loop) on the model;
+    - our decoded frames are the encoder's own reconstructions (no second decode, see ``_ours``);
+    - all points are scored together, batch by batch of the source: the source side of each metric (LPIPS
+      features, SSIM moments) is computed once per batch for every point (``score_many_sequences``), while
+      VMAF (ffmpeg subprocesses) runs in the threads.
+    """
+    n = frames.shape[0]
+    source = write_lossless(frames, fps, work / "source.mkv") if vmaf is not None else None
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="imf-rd") as pool:
+        pending = [pool.submit(_baseline, codec, v, frames, fps, streams / f"{codec.name}_{codec.spec.param}{v}.mp4")
+                   for codec in found for v in points_of[codec.name]]
+        coded: list[_Coded] = []
+        for q in qualities:
+            coded.append(_ours(model, tables, frames, fps, q, streams / f"{OURS}_q{q}.imf"))
+            bar.update(1)
+        for future in pending:  # in submission order: the points keep their order
+            coded.append(future.result())
+            bar.update(1)
+        for c in coded:
+            if len(c.decoded) != n:
+                raise RuntimeError(f"{c.codec} {c.param} {c.value}: decoded {len(c.decoded)} frames for {n} "
+                                   f"source frames")
+        vmafs = ([pool.submit(_vmaf_of, vmaf, source, c.decoded, fps, work / f"decoded_{i}.mkv")
+                  for i, c in enumerate(coded)] if source is not None else [])
+        bar.set_postfix_str(f"{Path(video).stem}: scoring")
+        scores = score_many_sequences(scorer, frames, [c.decoded for c in coded])
+        for quality, future in zip(scores, vmafs):
+            value = future.result()
+            if value is not None:
+                quality["vmaf"] = value
+    s = frames.shape[1]
+    rate_keys = {OURS: ("bpp_total", "kbps_total")}
     points = []
-    for v in values:
-        enc = baselines.encode_baseline(frames, fps, codec, int(v), streams / f"{codec.name}_{codec.spec.param}{v}.mp4")
-        decoded = list(baselines.decode_frames(enc.path))
-        quality = _measure(scorer, frames, decoded, source_path, work, fps, vmaf)
-        rates = enc.rates()
-        points.append(RDPoint(video, codec.name, codec.label, codec.spec.param, int(v), n, s, enc.fps,
-                              8 * enc.payload_bytes, rates["bpp_payload"], rates["kbps_payload"], rates, quality,
-                              {"stream": enc.path, "encoder": enc.encoder, "file_bytes": enc.file_bytes,
-                               "payload_bytes": enc.payload_bytes, "extradata_bytes": enc.extradata_bytes,
-                               "encode_seconds": enc.encode_seconds}))
-        bar.update(1)
+    for c, quality in zip(coded, scores):
+        bpp_key, kbps_key = rate_keys.get(c.codec, ("bpp_payload", "kbps_payload"))
+        points.append(RDPoint(video, c.codec, c.label, c.param, c.value, n, s, c.fps, c.rate_bits, c.rates[bpp_key],
+                              c.rates[kbps_key], c.rates, quality, c.extra))
     return points
 
 
@@ -268,12 +316,13 @@ def run_rd(ckpt: str | os.PathLike, videos: Sequence[str | os.PathLike], out_dir
            codecs: Sequence[str] = ("x264", "x265", "av1", "vvc"), qualities: Sequence[int] | None = None,
            crfs: dict[str, Sequence[int]] | None = None, max_frames: int | None = None, device: str = "cpu",
            metrics: Sequence[str] = RD_METRICS, with_vmaf: bool = True, plots: bool = True,
-           progress: bool = True) -> RDResult:
+           progress: bool = True, workers: int | None = None) -> RDResult:
     """Run the RD study (see the module docstring) and write its outputs into ``out_dir``.
 
     qualities: our token quality levels (default: every level the checkpoint's codec tables hold).
     crfs: per codec name, its CRF/QP points (default: ``baselines.CODECS[name].default_points``).
-    A codec missing from the ffmpeg binary is reported in ``notes`` and skipped.
+    workers: threads for the standard codecs' encodes and VMAF (ffmpeg subprocesses) beside the model
+    (default: one per core). A codec missing from the ffmpeg binary is reported in ``notes`` and skipped.
     """
     from imf.progress import progress_bar
 
@@ -282,6 +331,7 @@ def run_rd(ckpt: str | os.PathLike, videos: Sequence[str | os.PathLike], out_dir
 
     if not videos:
         raise InputError("no video given")
+    workers = workers if workers is not None else os.cpu_count() or 1
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = imf.load_model(ckpt, map_location=device).eval()
@@ -322,13 +372,9 @@ def run_rd(ckpt: str | os.PathLike, videos: Sequence[str | os.PathLike], out_dir
             streams = out / "streams" / stem
             streams.mkdir(parents=True, exist_ok=True)
             # The lossless source file is only needed by VMAF (ffmpeg reads both videos).
-            source = write_lossless(frames, fps, work / "source.mkv") if vmaf is not None else None
             start = time.perf_counter()
-            points += _ours_points(model, tables, video, frames, fps, source, qualities, streams, work, scorer,
-                                   vmaf, bar)
-            for codec in found:
-                points += _baseline_points(codec, points_of[codec.name], video, frames, fps, source, streams,
-                                           work, scorer, vmaf, bar)
+            points += _video_points(model, tables, video, frames, fps, qualities, found, points_of, streams, work,
+                                    scorer, vmaf, bar, workers)
             log.info("%s: RD points in %.1f s", stem, time.perf_counter() - start)
             for codec in found:
                 bd += bd_table(points, video, codec.name, list(BD_METRICS))

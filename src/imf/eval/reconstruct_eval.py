@@ -5,8 +5,9 @@ Protocol of ``evaluate_reconstruction``:
   optionally only its first ``max_frames`` frames.
 - Reference: frame ``ref_frame`` (default 0). It is prepared once (``model.prepare_reference``); every
   other frame is reconstructed from its own token: x̂_c = decode(encode_token(x_c), ref), in batches,
-  under ``torch.inference_mode``. The reference frame itself is not scored (it would be trivially
-  perfect for the copy baseline).
+  under ``torch.inference_mode``, in ``precision`` (default "fp32", the reference; "auto" / "bf16" run
+  the model, never the metrics, under bf16 autocast as ``imf.pipeline.resolve_precision`` decides). The
+  reference frame itself is not scored (it would be trivially perfect for the copy baseline).
 - The copy-the-reference baseline (x̂_c = x_r for every frame) is scored in the same pass: it is the
   floor a reconstruction model has to beat.
 - Metrics per frame (``FrameScorer``), averaged over a video's frames; the "mean" row averages the
@@ -69,18 +70,42 @@ class FrameScorer:
         self.metrics = [m for m in self.metrics if m not in self.skipped]
 
     @torch.inference_mode()
-    def score(self, reference: Tensor, distorted: Tensor) -> dict[str, np.ndarray]:
-        """Per-frame values {metric: (B,) float64} of ``distorted`` against ``reference``."""
+    def prepare(self, reference: Tensor) -> dict:
+        """The reference side of the metrics for one batch (B, 3, H, W): its LPIPS features and SSIM moments.
+        ``score(reference, d, prepared=...)`` then reuses it for every distorted version d of that batch (the RD
+        study scores ~20 per source batch); the values are the same as without it, bit for bit."""
         from imf.eval import metrics as m
 
         x = reference.to(self.device, torch.float32)
+        prepared: dict = {"x": x}
+        for name, net in self._lpips.items():
+            prepared[name] = net.features(x)
+        if "ssim" in self.metrics or "ms_ssim" in self.metrics:
+            scales = m.ms_ssim_scales(x.shape[-2], x.shape[-1]) if "ms_ssim" in self.metrics else 1
+            prepared["ssim"] = m.ssim_reference(x, scales)
+        return prepared
+
+    @torch.inference_mode()
+    def score(self, reference: Tensor, distorted: Tensor, prepared: dict | None = None) -> dict[str, np.ndarray]:
+        """Per-frame values {metric: (B,) float64} of ``distorted`` against ``reference`` (``prepared``: that
+        reference's ``prepare``, if already computed; ``reference`` may then be None)."""
+        from imf.eval import metrics as m
+
+        prepared = prepared if prepared is not None else self.prepare(reference)
+        x = prepared["x"]
         y = distorted.to(self.device, torch.float32)
         out: dict[str, np.ndarray] = {}
+        structural = None
         for name in self.metrics:
-            if name in self._lpips:
-                value = self._lpips[name](y, x)
+            if name in self._lpips:  # LPIPS(distorted, reference), as the metric is called everywhere
+                net = self._lpips[name]
+                value = net.distance(net.features(y), prepared[name])
             elif name == "psnr":  # per-frame PSNR capped at 100 dB: an exactly reproduced frame stays finite
                 value = m.psnr(y, x, mse_floor=m.PSNR_MSE_FLOOR)
+            elif name in ("ssim", "ms_ssim"):  # both from one pass (m.ssim_and_ms_ssim == m.ssim, m.ms_ssim)
+                if structural is None:  # SSIM is symmetric bit for bit: ssim(y, x) == ssim(x, y) (tests)
+                    structural = m.ssim_and_ms_ssim(x, y, prepared["ssim"], with_ms_ssim="ms_ssim" in self.metrics)
+                value = structural[0] if name == "ssim" else structural[1]
             else:
                 value = getattr(m, name)(y, x)
             out[name] = value.detach().double().cpu().numpy().reshape(-1)
@@ -132,6 +157,27 @@ def score_sequences(scorer: FrameScorer, reference: Iterable[np.ndarray], distor
     return acc.means()
 
 
+def score_many_sequences(scorer: FrameScorer, reference: Sequence[np.ndarray],
+                         distorted: Sequence[Sequence[np.ndarray]], batch_size: int = 16) -> list[dict[str, float]]:
+    """``[score_sequences(scorer, reference, d, batch_size) for d in distorted]``, the same numbers bit for bit,
+    with the reference's side of every metric computed once per batch (``FrameScorer.prepare``) for all of them.
+    Every sequence is uint8 (H, W, 3) frames held in memory, as long as ``reference`` (ValueError otherwise)."""
+    from imf.data.video import to_tensor
+
+    n = len(reference)
+    if n == 0:
+        raise ValueError("no frames to score")
+    for i, d in enumerate(distorted):
+        if len(d) != n:
+            raise ValueError(f"frame counts differ: sequence {i} has {len(d)} frames, the reference {n}")
+    accs = [ScoreAccumulator() for _ in distorted]
+    for start in range(0, n, batch_size):
+        prepared = scorer.prepare(to_tensor(list(reference[start:start + batch_size])))
+        for acc, d in zip(accs, distorted):
+            acc.add(scorer.score(None, to_tensor(list(d[start:start + batch_size])), prepared))
+    return [acc.means() for acc in accs]
+
+
 # ------------------------------------------------------------------------------------------ report
 @dataclass
 class VideoEval:
@@ -160,6 +206,8 @@ class EvalReport:
     fid_frames: int
     notes: list[str]
     conventions: str = ""
+    precision: str = "fp32"
+    """What the model ran in ("fp32", "bf16", "fp16"); the metrics always run in fp32."""
 
     def __post_init__(self) -> None:
         if not self.conventions:
@@ -214,13 +262,15 @@ def _batches(frames: Iterable[np.ndarray], size: int) -> Iterable[tuple[int, lis
 
 def evaluate_video(model, video: str | os.PathLike, scorer: FrameScorer, *, ref_frame: int = 0,
                    max_frames: int | None = None, batch_size: int = 8, fid=None, compare_path: Path | None = None,
-                   progress=None) -> VideoEval:
+                   progress=None, precision: str = "fp32") -> VideoEval:
     """Reconstruct one video from its reference frame and score it (see the module docstring).
 
     fid: an ``imf.eval.fid.FIDAccumulator`` pair (model, copy) to feed, or None. compare_path: write a
     side-by-side video (reference | original | reconstruction) there. progress: a tqdm bar to advance.
+    precision: what the model runs in, already resolved ("fp32", "bf16", "fp16"; the metrics stay fp32).
     """
     from imf.data.video import VideoWriter, iter_frames, probe, to_tensor, to_uint8
+    from imf.pipeline import autocast_context
 
     size = model.config.resolution
     info = probe(video)
@@ -236,13 +286,16 @@ def evaluate_video(model, video: str | os.PathLike, scorer: FrameScorer, *, ref_
     writer = VideoWriter(compare_path, info.fps, 3 * size, size) if compare_path else None
     try:
         with torch.inference_mode():
-            state = model.prepare_reference(x_r)
+            with autocast_context(precision, device):  # the model only: metrics and FID stay out of autocast
+                state = model.prepare_reference(x_r)
             for start, chunk in _batches(iter_frames(video, size=size, stop=n), batch_size):
                 keep = [i for i in range(len(chunk)) if start + i != ref_frame]
                 if not keep:
                     continue
                 x = to_tensor([chunk[i] for i in keep]).to(device)  # (B, 3, S, S)
-                x_hat = model.decode(model.encode_token(x), state).float().clamp(0, 1)
+                with autocast_context(precision, device):
+                    x_hat = model.decode(model.encode_token(x), state)
+                x_hat = x_hat.float().clamp(0, 1)
                 x_copy = x_r.expand_as(x)
                 ours.add(scorer.score(x, x_hat))
                 copy.add(scorer.score(x, x_copy))
@@ -270,16 +323,20 @@ def evaluate_video(model, video: str | os.PathLike, scorer: FrameScorer, *, ref_
 def evaluate_reconstruction(model, videos: Sequence[str | os.PathLike], *, ref_frame: int = 0,
                             max_frames: int | None = None, batch_size: int = 8, compare_dir: str | os.PathLike | None = None,
                             with_fid: bool = True, metrics: Sequence[str] = ALL_METRICS, checkpoint: str = "",
-                            progress: bool = True) -> EvalReport:
-    """Table-1 evaluation of ``model`` on ``videos`` (see the module docstring for the protocol)."""
+                            progress: bool = True, precision: str = "fp32") -> EvalReport:
+    """Table-1 evaluation of ``model`` on ``videos`` (see the module docstring for the protocol).
+
+    precision: "fp32" (the reference), "auto", "bf16" or "fp16" (``imf.pipeline.resolve_precision``)."""
     from imf.progress import progress_bar
 
     from imf.data.video import probe
+    from imf.pipeline import resolve_precision
 
     if not videos:
         raise InputError("no video to evaluate")
     model.eval()
     device = model_device(model)
+    precision = resolve_precision(precision, device)
     scorer = FrameScorer(metrics, device=device)
     notes = list(scorer.skipped.values())
     fid = None
@@ -299,7 +356,8 @@ def evaluate_reconstruction(model, videos: Sequence[str | os.PathLike], *, ref_f
         for v in videos:
             cmp = Path(compare_dir) / f"{Path(v).stem}_compare.mp4" if compare_dir else None
             rows.append(evaluate_video(model, v, scorer, ref_frame=ref_frame, max_frames=max_frames,
-                                       batch_size=batch_size, fid=fid, compare_path=cmp, progress=bar))
+                                       batch_size=batch_size, fid=fid, compare_path=cmp, progress=bar,
+                                       precision=precision))
     fid_value = copy_fid = None
     fid_frames = 0
     if fid is not None:
@@ -313,4 +371,4 @@ def evaluate_reconstruction(model, videos: Sequence[str | os.PathLike], *, ref_f
     return EvalReport(checkpoint=checkpoint, resolution=model.config.resolution, videos=rows,
                       mean=_mean_over_videos([r.metrics for r in rows]),
                       copy_mean=_mean_over_videos([r.copy_metrics for r in rows]),
-                      fid=fid_value, copy_fid=copy_fid, fid_frames=fid_frames, notes=notes)
+                      fid=fid_value, copy_fid=copy_fid, fid_frames=fid_frames, notes=notes, precision=precision)
