@@ -50,7 +50,7 @@ def test_shared_options_have_one_help_and_default():
         if as_json is not None:  # --json [FILE]: a file, or stdout when FILE is left out
             assert as_json.nargs == "?" and as_json.const == "-" and as_json.metavar == "FILE", name
     long_jobs = ("train", "train-editor", "bench", "encode", "decode", "eval", "rd", "reconstruct", "reenact",
-                 "data crop", "data corpus", "codec fit")
+                 "data crop", "data corpus", "data prepare", "codec fit")
     assert all(_option(commands[c], "--quiet") is not None for c in long_jobs)
 
 

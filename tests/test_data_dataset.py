@@ -180,9 +180,9 @@ def test_config_from_dict():
 
 def test_usable_current_frames():
     # With min_distance 3 in a 5-frame range, only frames that have a partner 3 away qualify.
-    assert dataset_module._usable_current_frames(0, 5, 3).tolist() == [0, 1, 3, 4]
-    assert dataset_module._usable_current_frames(10, 13, 0).tolist() == [10, 11, 12]
-    assert dataset_module._usable_current_frames(0, 3, 3).tolist() == []
+    assert dataset_module.usable_current_frames(0, 5, 3).tolist() == [0, 1, 3, 4]
+    assert dataset_module.usable_current_frames(10, 13, 0).tolist() == [10, 11, 12]
+    assert dataset_module.usable_current_frames(0, 3, 3).tolist() == []
 
 
 def test_frame_folders_are_clips(tmp_path):

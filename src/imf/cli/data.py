@@ -1,9 +1,10 @@
-"""``imf data samples``, ``imf data crop`` and ``imf data corpus``: fetch the sample clips and photos,
-make face-centred crops, build the split-by-person face corpus."""
+"""``imf data samples``, ``imf data crop``, ``imf data corpus`` and ``imf data prepare``: fetch the sample clips
+and photos, make face-centred crops, build the split-by-person face corpus, shard VFHQ / CelebV-HQ / VoxCeleb."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -13,8 +14,9 @@ from imf.errors import InputError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "data", help="sample clips and face-centred crops",
-        description="Data preparation: fetch the sample clips, crop videos around faces.",
+        "data", help="sample clips, face-centred crops, training shards of VFHQ / CelebV-HQ / VoxCeleb",
+        description="Data preparation: fetch the sample clips, crop videos around faces, build the face corpus, "
+                    "shard the paper-scale data sets from their metadata and your raw videos.",
     )
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION")
 
@@ -75,6 +77,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     corpus.add_argument("--crf", type=crf, default=18, help="x264 quality of the clips (default 18)")
     add_quiet(corpus)
     corpus.set_defaults(func=_corpus)
+
+    prepare = actions.add_parser(
+        "prepare", help="VFHQ, CelebV-HQ or VoxCeleb as training shards, from their metadata and your raw videos",
+        description="Read a data set's official metadata (VFHQ: the per-clip annotation .txt files of meta_info; "
+                    "CelebV-HQ: celebvhq_info.json; VoxCeleb: the txt/<id>/<video>/<n>.txt segment files), cut "
+                    "and crop each clip out of the raw videos you downloaded (files named by their YouTube id "
+                    "under --videos; nothing is downloaded), resize, and write tar shards in the WebDataset layout "
+                    "with DIR/manifest.json, for `imf train --data DIR`. Resumable: a re-run skips the clips "
+                    "already written. Missing or unreadable videos are listed in DIR/report.json, not fatal.",
+    )
+    prepare.add_argument("dataset", choices=["vfhq", "celebvhq", "voxceleb"], help="which data set's metadata")
+    prepare.add_argument("--meta", type=Path, required=True, metavar="META",
+                         help="the metadata: VFHQ's meta_info folder, CelebV-HQ's celebvhq_info.json, VoxCeleb's "
+                              "txt folder(s) (a parent of several, e.g. vox1_dev_txt and vox1_test_txt, is fine)")
+    prepare.add_argument("--videos", type=Path, required=True, metavar="RAW_DIR",
+                         help="folder of the downloaded raw videos (<YouTube id>.mp4/.webm/.mkv..., searched recursively)")
+    prepare.add_argument("--out", type=Path, required=True, metavar="DIR", help="shard folder to write (or continue)")
+    prepare.add_argument("--size", type=int_in(16, 4096), default=256, help="side of the frames in pixels (default 256)")
+    prepare.add_argument("--workers", type=int_in(0, 1024), default=max(1, min(8, os.cpu_count() or 1)),
+                         help="processes cutting clips (default: the CPU count, at most 8; 0: in this process)")
+    prepare.add_argument("--shard-size", type=number_in(1, 1 << 20), default=1024, metavar="MB",
+                         help="size of a shard in MB (default 1024)")
+    prepare.add_argument("--val-videos", type=int_in(0, 1 << 30), default=500,
+                         help="CelebV-HQ: source videos drawn for the validation split (default 500, as the paper)")
+    prepare.add_argument("--seed", type=int, default=0, help="CelebV-HQ: seed of the validation draw (default 0)")
+    prepare.add_argument("--val-list", type=Path, default=None, metavar="FILE",
+                         help="CelebV-HQ: YouTube or clip ids of the validation split, one per line, instead of the "
+                              "draw (e.g. DIR/splits/celebvhq_val_videos.txt of an earlier run)")
+    add_quiet(prepare)
+    prepare.set_defaults(func=_prepare)
 
 
 def _samples(args: argparse.Namespace) -> int:
@@ -159,4 +191,22 @@ def _corpus(args: argparse.Namespace) -> int:
           f"manifest {result.out / 'manifest.json'}")
     for line in format_summary(result.manifest["summary"]):
         print(line)
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from imf.data.prepare import prepare_dataset
+
+    if args.dataset != "celebvhq" and (args.val_list is not None or args.val_videos != 500 or args.seed != 0):
+        raise InputError(f"--val-videos, --seed and --val-list are for celebvhq; {args.dataset}'s split is in "
+                         f"its metadata")
+    options = ({"val_videos": args.val_videos, "seed": args.seed, "val_list": args.val_list}
+               if args.dataset == "celebvhq" else {})
+    if args.val_list is not None and not args.val_list.is_file():
+        raise InputError(f"--val-list {args.val_list}: no such file")
+    result = prepare_dataset(args.dataset, args.meta, args.videos, args.out, size=args.size, workers=args.workers,
+                             shard_bytes=int(args.shard_size * 2**20), progress=not args.quiet, **options)
+    print(f"imf data prepare {args.dataset}: {result.summary()}")
+    if result.written == 0:
+        raise InputError(f"no clip could be cut out of {args.videos} (see {args.out / 'report.json'})")
     return 0

@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "runs under `torchrun --nproc_per_node=K -m imf.cli train ...` for DDP, on one or many nodes.")
     p.add_argument("--config", required=True, metavar="FILE", help="training YAML (see configs/*.yaml)")
     p.add_argument("--data", required=True, nargs="+", metavar="PATH",
-                   help="video files, frame folders, folders of clips, or .txt lists of clips")
+                   help="video files, frame folders, folders of clips, or .txt lists of clips; or shard folders "
+                        "of `imf data prepare` (streamed: each rank and worker reads its own shards)")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder: checkpoints, TensorBoard, final model")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN from its latest checkpoint")
     p.add_argument("--overwrite", action="store_true",

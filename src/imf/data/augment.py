@@ -3,7 +3,8 @@
 Hand-written because torchvision (which has ColorJitter) is not a dependency here; the formulas follow
 torchvision's: brightness scales, contrast blends with the mean grey level, saturation blends with the
 greyscale image (ITU-R 601 luma weights), clamping to [0, 1] after each step. Random numbers come
-from torch's global generator, which DataLoader seeds differently in each worker.
+from torch's global generator, which DataLoader seeds differently in each worker, or from the generator
+given (the shard stream seeds one per pair, ``imf.data.shard_pairs``); both draw the same sequence.
 """
 
 from __future__ import annotations
@@ -19,24 +20,27 @@ def _grey(x: torch.Tensor) -> torch.Tensor:
     return (_LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b).unsqueeze(-3)
 
 
-def _factor(strength: float) -> float:
+def _factor(strength: float, generator: torch.Generator | None = None) -> float:
     """A factor drawn uniformly from [1 - strength, 1 + strength]."""
-    return 1.0 + strength * (2.0 * torch.rand(()).item() - 1.0)
+    return 1.0 + strength * (2.0 * torch.rand((), generator=generator).item() - 1.0)
 
 
 def augment_pair(
-    frames: torch.Tensor, hflip_prob: float, brightness: float, contrast: float, saturation: float
+    frames: torch.Tensor, hflip_prob: float, brightness: float, contrast: float, saturation: float,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """frames: (F, 3, H, W) float in [0, 1] (F frames of one sample); the same random flip and colour
-    change is applied to all F. Returns a new tensor in [0, 1]."""
-    if hflip_prob > 0 and torch.rand(()).item() < hflip_prob:
+    change is applied to all F. generator: where the draws come from (None: torch's global generator).
+    Returns a new tensor in [0, 1]."""
+    g = generator
+    if hflip_prob > 0 and torch.rand((), generator=g).item() < hflip_prob:
         frames = frames.flip(-1)
     if brightness > 0:
-        frames = (frames * _factor(brightness)).clamp(0.0, 1.0)
+        frames = (frames * _factor(brightness, g)).clamp(0.0, 1.0)
     if contrast > 0:
         # One mean over all frames of the sample, so the pair keeps the same colour transform.
         mean = _grey(frames).mean()
-        frames = torch.lerp(mean.expand_as(frames), frames, _factor(contrast)).clamp(0.0, 1.0)
+        frames = torch.lerp(mean.expand_as(frames), frames, _factor(contrast, g)).clamp(0.0, 1.0)
     if saturation > 0:
-        frames = torch.lerp(_grey(frames).expand_as(frames), frames, _factor(saturation)).clamp(0.0, 1.0)
+        frames = torch.lerp(_grey(frames).expand_as(frames), frames, _factor(saturation, g)).clamp(0.0, 1.0)
     return frames

@@ -65,6 +65,10 @@ class DataConfig:
     stills_ratio: share of the training items that are still pairs, in (0, 1) when ``stills`` is set,
     0 otherwise. stills_warp: multiplier of the stills' geometric warp strengths (1 = rotation ±12°,
     scale ±12 %, shift ±8 %, mild perspective and thin-plate-like warp; 0 = colour jitter only).
+    shard_pairs_per_clip, shard_window: only for shard folders (``imf data prepare``; the streaming loader of
+    ``imf.data.shard_pairs``): pairs drawn from each clip per pass over the shards, and how many clips' pairs
+    are shuffled together (a window of clips read in turn). Splits of shard folders are whole clips, named
+    by the data set's metadata, so ``split_by`` and ``val_fraction`` do not apply to them.
     """
 
     size: int = 64
@@ -79,14 +83,19 @@ class DataConfig:
     stills: list[str] | str | None = None
     stills_ratio: float = 0.0
     stills_warp: float = 1.0
+    shard_pairs_per_clip: int = 16
+    shard_window: int = 32
 
     def __post_init__(self) -> None:
-        for name in ("size", "min_distance"):
+        for name in ("size", "min_distance", "shard_pairs_per_clip", "shard_window"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ConfigError(f"data.{name} must be an integer, got {value!r}")
         if self.size < 8:
             raise ConfigError(f"data.size must be at least 8, got {self.size}")
+        for name in ("shard_pairs_per_clip", "shard_window"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"data.{name} must be at least 1, got {getattr(self, name)}")
         if self.min_distance < 0:
             raise ConfigError(f"data.min_distance must be >= 0, got {self.min_distance}")
         md = self.max_distance
@@ -231,13 +240,30 @@ class _Clip:
     current: np.ndarray  # int64 frame indices usable as the current frame (a reference exists for each)
 
 
-def _usable_current_frames(start: int, stop: int, min_d: int) -> np.ndarray:
+def usable_current_frames(start: int, stop: int, min_d: int) -> np.ndarray:
     """Frames i in [start, stop) with some j in the range at distance >= min_d (max_distance >= min_d,
     so distance min_d itself is always allowed when it fits)."""
     i = np.arange(start, stop)
     if min_d == 0:
         return i
     return i[(i - min_d >= start) | (i + min_d <= stop - 1)]
+
+
+def reference_for(cur: int, start: int, stop: int, config: DataConfig,
+                  generator: torch.Generator | None = None) -> int:
+    """A reference frame for current frame ``cur`` of a clip range [start, stop): uniform among the frames
+    at a distance d with ``min_distance <= d <= max_distance``, either side (one draw from ``generator``,
+    torch's global generator when None). ``cur`` must be a usable current frame (``usable_current_frames``)."""
+    lo_d = config.min_distance
+    hi_d = config.max_distance if config.max_distance is not None else stop - start
+    # Candidates: before = [max(start, cur - hi_d), cur - lo_d],
+    #             after = [cur + max(lo_d, 1), min(stop - 1, cur + hi_d)]
+    # (the current frame itself, distance 0, is counted once, in "before", when min_distance is 0).
+    b_lo, b_hi = max(start, cur - hi_d), cur - lo_d
+    a_lo, a_hi = cur + max(lo_d, 1), min(stop - 1, cur + hi_d)
+    n_before, n_after = max(0, b_hi - b_lo + 1), max(0, a_hi - a_lo + 1)
+    r = int(torch.randint(n_before + n_after, (), generator=generator).item())
+    return b_lo + r if r < n_before else a_lo + (r - n_before)
 
 
 class PairDataset(Dataset):
@@ -290,7 +316,7 @@ class PairDataset(Dataset):
             return None
         start, stop = (frame_split_range(num_frames, split, cfg.val_fraction)
                        if cfg.split_by == "frames" else (0, num_frames))
-        current = _usable_current_frames(start, stop, cfg.min_distance)
+        current = usable_current_frames(start, stop, cfg.min_distance)
         if stop - start < 2 or len(current) == 0:
             log.warning("skipping clip %s: too short (%d frame(s) in the %s range, min_distance=%d)",
                         path, stop - start, split, cfg.min_distance)
@@ -320,16 +346,7 @@ class PairDataset(Dataset):
         return array
 
     def _reference_for(self, clip: _Clip, cur: int) -> int:
-        lo_d = self.config.min_distance
-        hi_d = self.config.max_distance if self.config.max_distance is not None else clip.stop - clip.start
-        # Candidates: before = [max(start, cur - hi_d), cur - lo_d],
-        #             after = [cur + max(lo_d, 1), min(stop - 1, cur + hi_d)]
-        # (the current frame itself, distance 0, is counted once, in "before", when min_distance is 0).
-        b_lo, b_hi = max(clip.start, cur - hi_d), cur - lo_d
-        a_lo, a_hi = cur + max(lo_d, 1), min(clip.stop - 1, cur + hi_d)
-        n_before, n_after = max(0, b_hi - b_lo + 1), max(0, a_hi - a_lo + 1)
-        r = int(torch.randint(n_before + n_after, ()).item())
-        return b_lo + r if r < n_before else a_lo + (r - n_before)
+        return reference_for(cur, clip.start, clip.stop, self.config)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not 0 <= index < len(self):

@@ -4,7 +4,9 @@ and rate-aware fine-tuning of E_T (``train.rate``).
 A run's data position is (epoch, batch in epoch) over a ``ResumableSampler``: a loader made at that
 position yields the rest of the epoch, so a run resumed from a checkpoint sees exactly the batches it
 would have seen. A step whose ``step_fn`` returns None (a skipped batch: no usable pair, a non-finite loss)
-advances the data position but not the step count.
+advances the data position but not the step count. The loader may also be an endless stream that keeps
+its own position (``imf.data.shard_pairs.ShardLoader``, for shard folders): it has no length, and no
+batch is drawn past the last step.
 """
 
 from __future__ import annotations
@@ -56,26 +58,33 @@ def run_steps(state: LoopState, max_steps: int, make_loader: Callable[[], Iterab
     stopped_by = "max_steps"
     while state.step < max_steps:
         loader = make_loader()
-        if len(loader) == 0:  # the epoch was already finished
+        if _finished(loader):  # the epoch was already finished
             state.epoch, state.batch_in_epoch = state.epoch + 1, 0
             continue
         for batch in loader:
-            if state.step >= max_steps:
-                break
             metrics = step_fn(batch)
             state.batch_in_epoch += 1
-            if metrics is None:
-                continue
-            state.step += 1
-            metrics["step"] = state.step
-            if after_step is not None:
-                after_step(metrics, batch)
-            reason = should_stop() if should_stop is not None else None
-            if reason is not None:
-                max_steps, stopped_by = state.step, reason
+            if metrics is not None:
+                state.step += 1
+                metrics["step"] = state.step
+                if after_step is not None:
+                    after_step(metrics, batch)
+                reason = should_stop() if should_stop is not None else None
+                if reason is not None:
+                    max_steps, stopped_by = state.step, reason
+            if state.step >= max_steps:  # before the next batch is drawn: a resumable stream counts what it gave
+                break
         else:
             state.epoch, state.batch_in_epoch = state.epoch + 1, 0
     return stopped_by
+
+
+def _finished(loader: Iterable) -> bool:
+    """An epoch with no batch left; a stream (``imf.data.shard_pairs.ShardLoader``) has no length and never ends."""
+    try:
+        return len(loader) == 0
+    except TypeError:
+        return False
 
 
 def due(step: int, every: int) -> bool:

@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
 from imf.data.dataset import PairDataset
+from imf.data.shard_pairs import ShardLoader, ShardPairDataset, ShardPairStream, shard_sources
 from imf.data.stills import training_pairs
 from imf.devices import resolve_device
 from imf.errors import CheckpointError, IMFError
@@ -93,21 +94,26 @@ class Trainer:
             self.g_forward = torch.compile(self.g_ddp)
 
         # data: pairs are seeded per (epoch, index), so a resumed run sees the same pairs. Rank 0 decodes the
-        # clips into the frame cache first; the other ranks then read it.
-        if self.dist.enabled and not self.dist.is_main:
-            dist.barrier()
-        self.train_set = training_pairs(data, config.data, progress=progress and self.dist.is_main)
-        try:
-            self.val_set = PairDataset(data, config.data, split="val", augment=False, progress=False)
-        except IMFError as e:
-            log.warning("no validation split (%s): validation is skipped", e)
-            self.val_set = None
-        if self.dist.enabled and self.dist.is_main:
-            dist.barrier()
-        if len(self.train_set) < run.batch_size:
-            raise IMFError(f"the training split has {len(self.train_set)} pairs, fewer than one global batch "
-                           f"({run.batch_size})")
-        self.sampler = ResumableSampler(len(self.train_set), self.dist, run.seed)
+        # clips into the frame cache first; the other ranks then read it. Shard folders (`imf data prepare`)
+        # are streamed instead: each rank and worker reads its own shards (imf.data.shard_pairs).
+        self.stream: ShardLoader | None = None
+        if shard_sources(data):
+            self.stream = self._shard_data(data, progress)
+        else:
+            if self.dist.enabled and not self.dist.is_main:
+                dist.barrier()
+            self.train_set = training_pairs(data, config.data, progress=progress and self.dist.is_main)
+            try:
+                self.val_set = PairDataset(data, config.data, split="val", augment=False, progress=False)
+            except IMFError as e:
+                log.warning("no validation split (%s): validation is skipped", e)
+                self.val_set = None
+            if self.dist.enabled and self.dist.is_main:
+                dist.barrier()
+            if len(self.train_set) < run.batch_size:
+                raise IMFError(f"the training split has {len(self.train_set)} pairs, fewer than one global batch "
+                               f"({run.batch_size})")
+            self.sampler = ResumableSampler(len(self.train_set), self.dist, run.seed)
         self.state = LoopState()
         self.nonfinite_in_a_row = 0
         self.history: list[dict[str, float]] = []
@@ -123,9 +129,27 @@ class Trainer:
 
             self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
 
+    def _shard_data(self, data: list[str], progress: bool) -> ShardLoader:
+        """The stream of training pairs over shard folders, and their val/test clips as the validation split."""
+        cfg, run = self.config.data, self.config.run
+        if cfg.stills:
+            raise IMFError("data.stills cannot be mixed into shard folders (yet): train on clips, or leave it out")
+        self.train_set = ShardPairStream(data, cfg, "train", seed=run.seed, batch_size=self.local_batch,
+                                         num_workers=run.num_workers, rank=self.dist.rank,
+                                         world_size=self.dist.world_size)
+        self.sampler = None
+        try:
+            self.val_set = ShardPairDataset(data, cfg, split="val", augment=False)
+        except IMFError as e:
+            log.warning("no validation split (%s): validation is skipped", e)
+            self.val_set = None
+        if progress and self.dist.is_main:
+            log.info("streaming %s", self.train_set)
+        return ShardLoader(self.train_set, pin_memory=self.device.type == "cuda")
+
     # ---- state ---------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {**self.state.state_dict(),
+        return {**self.state.state_dict(), **({"data": self.stream.state_dict()} if self.stream else {}),
                 "world_size": self.dist.world_size,
                 "generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
                 "ema": self.ema.state_dict(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
@@ -155,6 +179,8 @@ class Trainer:
             log.warning("resuming on %d rank(s) a run saved on %d: the data position restarts the epoch",
                         self.dist.world_size, int(state["world_size"]))
             self.state.batch_in_epoch = 0
+        if self.stream is not None:  # the shard stream's position (it warns and starts over if the layout changed)
+            self.stream.load_state_dict(state.get("data", {}))
         self.nonfinite_in_a_row = int(state["nonfinite_in_a_row"])
         set_rng_state(state["rng"])
         if self.dist.is_main:
@@ -279,7 +305,9 @@ class Trainer:
         """Optimizer steps taken (the run's position is ``self.state``)."""
         return self.state.step
 
-    def _loader(self) -> DataLoader:
+    def _loader(self) -> DataLoader | ShardLoader:
+        if self.stream is not None:
+            return self.stream
         return resumable_loader(self.train_set, self.sampler, self.state, self.local_batch, self.config.run.seed,
                                 num_workers=self.config.run.num_workers, pin_memory=self.device.type == "cuda")
 
