@@ -32,7 +32,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 

@@ -56,6 +56,19 @@ def test_x264_rate_falls_with_crf_and_payload_is_within_file(tmp_path, x264):
     assert _psnr(dec_low, frames) > _psnr(dec_high, frames) > 15
 
 
+def test_encode_at_rate_takes_the_finest_crf_that_fits(tmp_path, x264):
+    frames = _clip()
+    target = 8 * encode_baseline(frames, 25, x264, 33, tmp_path / "ref.mp4").payload_bytes
+    enc = baselines.encode_at_rate(frames, 25, x264, target, tmp_path / "matched.mp4")
+    assert 8 * enc.payload_bytes <= target and enc.path == str(tmp_path / "matched.mp4")
+    if enc.value > 0:  # one step finer no longer fits (the search's answer is the boundary)
+        assert 8 * encode_baseline(frames, 25, x264, enc.value - 1, tmp_path / "finer.mp4").payload_bytes > target
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # the search's other encodes are gone
+    # below the coarsest point's rate: that point, which is over the target
+    tiny = baselines.encode_at_rate(frames, 25, x264, 8, tmp_path / "tiny.mp4")
+    assert tiny.value == 51 and 8 * tiny.payload_bytes > 8
+
+
 def test_low_delay_single_keyframe(tmp_path, x264):
     enc = encode_baseline(_clip(12), 25, x264, 40, tmp_path / "a.mp4")
     with av.open(enc.path) as c:

@@ -245,6 +245,39 @@ def encode_baseline(frames: np.ndarray, fps: float, codec: ResolvedCodec, value:
                             float(rate), out_path.stat().st_size, packet_bytes, extradata_bytes, seconds)
 
 
+def encode_at_rate(frames: np.ndarray, fps: float, codec: ResolvedCodec, target_bits: float,
+                   out_path: str | os.PathLike, ffmpeg: str | None = None) -> BaselineEncoding:
+    """The finest constant-quality point (smallest CRF/QP) whose payload fits in ``target_bits``, encoded
+    into ``out_path``: a binary search over the codec's parameter range (about log2(range) + 1 encodes;
+    the payload falls as the parameter grows). If even the coarsest point is over the target, that point
+    is returned: compare ``8 * payload_bytes`` with the target to tell."""
+    out_path = Path(out_path)
+    tried: dict[int, BaselineEncoding] = {}
+
+    def encode(value: int) -> BaselineEncoding:
+        if value not in tried:
+            tried[value] = encode_baseline(frames, fps, codec, value,
+                                           out_path.with_name(f".{out_path.stem}.{value}{out_path.suffix}"), ffmpeg)
+        return tried[value]
+
+    def fits(value: int) -> bool:
+        return 8 * encode(value).payload_bytes <= target_bits
+
+    lo, hi = codec.spec.param_range
+    if fits(hi):  # invariant: hi fits, every value below lo does not
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if fits(mid):
+                hi = mid
+            else:
+                lo = mid + 1
+    best = tried[hi]
+    os.replace(best.path, out_path)
+    for enc in tried.values():
+        Path(enc.path).unlink(missing_ok=True)
+    return BaselineEncoding(**{**asdict(best), "path": str(out_path)})
+
+
 def packet_payload(path: str | os.PathLike) -> tuple[int, int, int]:
     """(sum of video packet sizes, extradata size, number of non-empty packets) of a coded file, via PyAV."""
     with av.open(str(path)) as container:
