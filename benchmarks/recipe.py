@@ -49,6 +49,8 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "gan-from-0": ("the paper's hinge GAN (weight 1) from step 0", {"loss": {"gan": 1.0, "gan_start_step": 0}}),
     "stills-0.8": ("80% of every batch from still-photo pseudo-pairs instead of 50%", {"data": {"stills_ratio": 0.8}}),
     "lr-1e-4": ("learning rate 1e-4 instead of 2e-4", {"optim": {"lr": 1.0e-4}}),
+    "bf16": ("bf16 autocast instead of fp32 (fast only on CPUs with AVX512-BF16 or AMX): does it cost quality?",
+             {"run_precision": "bf16"}),
 }
 
 
@@ -66,9 +68,9 @@ def merge(base: dict, overrides: dict) -> dict:
     return out
 
 
-def short_run(d: dict, corpus: Path, steps: int, clips: list[str] | None = None):
+def short_run(d: dict, corpus: Path, steps: int, clips: list[str] | None = None, precision: str = "fp32"):
     """(TrainConfig, training data paths) of a training YAML's dict, set up for a short controlled run on
-    ``corpus``: ``steps`` steps, seed 0, fp32, one checkpoint at the end; the training split (or ``clips``,
+    ``corpus``: ``steps`` steps, seed 0, fp32 (or ``precision``), one checkpoint at the end; the training split (or ``clips``,
     paths in the corpus) and the corpus's stills if the config uses stills."""
     from imf.train.config import TrainConfig
 
@@ -76,7 +78,7 @@ def short_run(d: dict, corpus: Path, steps: int, clips: list[str] | None = None)
     if d["data"].get("stills"):
         d["data"]["stills"] = [str(corpus / "stills")]
     d["run"].update(max_steps=steps, checkpoint_every=steps, keep_checkpoints=1, val_every=steps,
-                    image_every=steps, log_every=max(1, steps // 10), seed=0, precision="fp32")
+                    image_every=steps, log_every=max(1, steps // 10), seed=0, precision=precision)
     data = [str(corpus / c) for c in clips] if clips else [str(corpus / "train")]
     return TrainConfig.from_dict(d), data
 
@@ -85,8 +87,9 @@ def variant_config(name: str, corpus: Path, steps: int):
     """(TrainConfig, training data paths) of one variant."""
     overrides = dict(VARIANTS[name][1])
     clips = overrides.pop("data_clips", None)
+    precision = overrides.pop("run_precision", "fp32")
     base = yaml.safe_load(BASE_CONFIG.read_text())
-    return short_run(merge(base, overrides), corpus, steps, clips)
+    return short_run(merge(base, overrides), corpus, steps, clips, precision)
 
 
 def scores(model, clips, mean) -> dict:
