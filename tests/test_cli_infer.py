@@ -214,3 +214,31 @@ def test_help(command, capsys):
     text = capsys.readouterr().out
     for flag in ("--ckpt", "-o", "--compare", "--device", "--precision", "--batch-size", "--max-frames"):
         assert flag in text
+
+
+def test_reenact_paste_flags_reach_the_library(work, monkeypatch, capsys):
+    import imf.pipeline
+    from imf.data.crop import DEFAULT_FEATHER
+    from imf.errors import InputError
+
+    seen = []
+
+    def fake(*args, **kw):
+        seen.append(kw)
+        raise InputError("stop here")  # the arguments are all this test needs
+
+    monkeypatch.setattr(imf.pipeline, "reenact_video", fake)
+    base = ["reenact", "--ckpt", work["ckpt"], "--source", work["face"], "--driving", work["clip"], "--crop",
+            "-o", str(work["root"] / "paste.mp4"), "--quiet"]
+    assert main(base) == 2 and main([*base, "--paste", "hard"]) == 2 and main([*base, "--feather", "0.3"]) == 2
+    assert [(kw["paste"], kw["feather"]) for kw in seen] == [("soft", DEFAULT_FEATHER), ("hard", DEFAULT_FEATHER),
+                                                            ("soft", 0.3)]
+    capsys.readouterr()
+    for bad in (["--paste", "blend"], ["--feather", "0.7"]):
+        with pytest.raises(SystemExit) as e:
+            main([*base, *bad])
+        assert e.value.code == 2 and ("--paste" in capsys.readouterr().err or "--feather" in bad)
+    with pytest.raises(SystemExit):
+        main(["reenact", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--paste {soft,hard}" in text and "soft (default)" in text and f"(default {DEFAULT_FEATHER:g})" in text

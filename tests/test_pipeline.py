@@ -170,3 +170,13 @@ def test_reenact_crop_pastes_back_into_the_source(tiny_model, tmp_path):
     outside_err = np.abs(first[~inside] - astronaut[~inside]).mean()
     inside_err = np.abs(first[inside] - astronaut[inside]).mean()
     assert outside_err < 4 and inside_err > 4 * outside_err  # untouched outside the face box, changed inside
+    # soft paste-back (the default): the box's border is the source's own, the hard square's is not
+    hard = tmp_path / "hard.mp4"
+    reenact_video(tiny_model, source, driving, hard, crop=True, device="cpu", progress=False, paste="hard")
+    hard_first = next(iter_frames(hard)).astype(int)
+    ring = inside.copy()
+    ring[box.y + 2 : box.y + box.side - 2, box.x + 2 : box.x + box.side - 2] = False  # the box's outer 2 pixels
+    soft_ring, hard_ring = (np.abs(f[ring] - astronaut[ring]).mean() for f in (first, hard_first))
+    assert soft_ring < 4 and hard_ring > 3 * soft_ring, (soft_ring, hard_ring)
+    with pytest.raises(ValueError, match="paste"):
+        reenact_video(tiny_model, source, driving, tmp_path / "x.mp4", crop=True, paste="blend")

@@ -119,6 +119,48 @@ def test_codec_tab_quality_slider_changes_the_rate(res, files, tmp_path):
     assert codec.quality_range(res) == (min(res.tables.qualities), max(res.tables.qualities), 6)
 
 
+def test_codec_tab_target_bitrate_picks_the_quality_and_says_so(res, files, tmp_path):
+    from imf.serve.app import codec_job, codec_report, failure, rate_widgets
+
+    tables, fps = res.tables, 25.0  # the clip's frame rate
+    for name in ("t", "q", "low", "bad"):
+        (tmp_path / name).mkdir()
+    rate = {q: codec.token_kbps(res, q, fps) for q in tables.qualities}  # measured token kbps per quality
+    assert all(rate[a] < rate[b] for a, b in zip(tables.qualities, tables.qualities[1:]))
+    target = (rate[3] + rate[4]) / 2  # between qualities 3 and 4: quality 3 is the highest that fits
+    r = codec_job(res, files["clip"], tmp_path / "t", Limits(), "target kbps", 9, target, baseline=False)
+    assert r.stats.quality == 3 == tables.quality_for_token_rate(target, fps) and r.target_kbps == target
+    assert not r.notes  # quality 3 fits: nothing to warn about
+    text = codec_report(r)
+    assert f"token quality **3**, picked for a target of {target:g} kbps of tokens" in text
+    assert f"the tokens here took {r.stats.kbps_tokens:.2f} kbps" in text and "keyframes not counted" in text
+    # "quality" uses the slider and ignores the box; its report names the quality and no target
+    q = codec_job(res, files["clip"], tmp_path / "q", Limits(), "quality", 2, 123.0, baseline=False)
+    assert q.stats.quality == 2 and q.target_kbps is None and "picked for a target" not in codec_report(q)
+    # below every fitted rate: the lowest quality, and the page says no quality fits
+    low = codec.encode(res, files["clip"], tmp_path / "low", target_kbps=rate[1] / 2, baseline=False)
+    assert low.stats.quality == min(tables.qualities)
+    assert any("no fitted quality keeps the tokens within" in n for n in low.notes)
+    # the box starts at the default quality's rate at 25 fps, so it picks the default quality there
+    assert tables.quality_for_token_rate(codec.default_target_kbps(res), fps) == codec.quality_range(res)[2]
+    # an empty, zero, negative or non-numeric box: one clear line, before any encoding
+    for bad, says in [(None, "no target bitrate given"), (0, "positive number of kbps"),
+                      (-2.0, "positive number of kbps"), (float("nan"), "positive number of kbps"),
+                      ("fast", "must be a number of kbps")]:
+        with pytest.raises(InputError, match=says) as e:
+            codec_job(res, files["clip"], tmp_path / "bad", Limits(), "target kbps", 6, bad)
+        assert failure(e.value).startswith("**Could not run this:**")
+    with pytest.raises(ValueError, match="rate must be one of"):
+        codec_job(res, files["clip"], tmp_path / "bad", Limits(), "bitrate", 6, 1.0)
+    with pytest.raises(ValueError, match="not both"):
+        codec.encode(res, files["clip"], tmp_path / "bad", quality=4, target_kbps=1.0)
+    # the radio shows the slider or the box
+    slider, box = rate_widgets("target kbps")
+    assert slider["visible"] is False and box["visible"] is True
+    slider, box = rate_widgets("quality")
+    assert slider["visible"] is True and box["visible"] is False
+
+
 def test_reconstruct_tab_scores_against_the_original_and_copying(res, files, tmp_path):
     r = reconstruct.reconstruct(res, files["clip"], tmp_path)
     info = probe(r.video)
@@ -137,6 +179,24 @@ def test_reenact_tab_keeps_audio_and_pastes_back_into_the_source(res, files, tmp
     assert (info.width, info.height, info.num_frames) == (w, h, N) and info.has_audio and stats.audio
     side = reenact.reenact(res, files["face"], files["clip"], tmp_path, motion="absolute", compare=True)
     assert (probe(side.output).width, probe(side.output).height) == (3 * 64, 64) and not side.audio
+
+
+def test_reenact_tab_pastes_back_soft_by_default_or_hard(res, files, tmp_path):
+    from imf.data.crop import crop_image
+
+    face = np.asarray(Image.open(files["face"]).convert("RGB"))
+    _, box = crop_image(face, size=res.resolution)  # the box reenact_video pastes into (same detector, defaults)
+    ring = np.zeros(face.shape[:2], bool)  # the outer 2 pixels of the box, where a hard square shows its seam
+    ring[box.y : box.y + box.side, box.x : box.x + box.side] = True
+    ring[box.y + 2 : box.y + box.side - 2, box.x + 2 : box.x + box.side - 2] = False
+    err = {}
+    for paste in ("soft", "hard"):
+        (tmp_path / paste).mkdir()
+        out = reenact.reenact(res, files["face"], files["clip"], tmp_path / paste, crop=True, paste=paste).output
+        err[paste] = np.abs(next(iter_frames(out)).astype(int)[ring] - face[ring]).mean()
+    assert err["soft"] < 4 and err["hard"] > 2 * err["soft"], err
+    with pytest.raises(ValueError, match="paste must be one of"):
+        reenact.reenact(res, files["face"], files["clip"], tmp_path, crop=True, paste="blend")
 
 
 def test_edit_tab_starts_at_the_measured_face_and_follows_the_sliders(res, files):

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imf.data.crop import CropBox, crop_image, paste_crop, square_box
+from imf.data.crop import DEFAULT_FEATHER, DEFAULT_PASTE, PASTE_MODES, CropBox, crop_image, paste_crop, square_box
 from imf.data.face_detect import Box, FaceDetector
 from imf.data.video import VideoWriter, iter_frames, probe, resize_center_crop, to_tensor, to_uint8
 from imf.precision import PRECISION_CHOICES, PRECISIONS, autocast_context  # noqa: F401  (API)
@@ -331,6 +331,7 @@ def reenact_video(model: Pipeline | IMF | str | os.PathLike, source: str | os.Pa
                   out: str | os.PathLike, *, relative: bool = False, crop: bool = False, compare: bool = False,
                   max_frames: int | None = None, device: str | None = None, precision: str = DEFAULT_PRECISION,
                   batch_size: int = 8, crf: int = 18, crop_scale: float = 1.8, detector: FaceDetector | None = None,
+                  paste: str = DEFAULT_PASTE, feather: float = DEFAULT_FEATHER,
                   progress: bool = True) -> InferenceStats:
     """Animate ``source`` (an image, or a video's first frame) with the motion of ``driving``; write an H.264
     ``out`` at the driving video's frame rate with its audio.
@@ -338,9 +339,15 @@ def reenact_video(model: Pipeline | IMF | str | os.PathLike, source: str | os.Pa
     Without ``crop``: source and driving frames are centre square crops at S×S, and so is the output.
     With ``crop``: the source is cut around its face (``crop_image``), the driving video around one still
     face box (``driving_face_box``), and each result is pasted back into the full source image: the output
-    has the source's size (padded to even). ``compare``: ``out`` is side by side (source | driving | result,
+    has the source's size (padded to even). ``paste``: "soft" (default) blends the crop in under a feathered
+    mask that falls to 0 at the crop's border over ``feather`` of its side (``imf.data.crop.feather_mask``),
+    "hard" replaces the square as it is. ``compare``: ``out`` is side by side (source | driving | result,
     all S×S crops as the model sees them, 3S × S).
     """
+    if paste not in PASTE_MODES:
+        raise ConfigError(f"paste must be one of {PASTE_MODES}, got {paste!r}")
+    if not 0.0 <= feather <= 0.5:
+        raise ConfigError(f"feather must be a fraction of the crop side in [0, 0.5], got {feather!r}")
     start = time.perf_counter()
     pipe = as_pipeline(model, device, precision, batch_size)
     s = pipe.resolution
@@ -371,7 +378,7 @@ def reenact_video(model: Pipeline | IMF | str | os.PathLike, source: str | os.Pa
             if compare:
                 yield np.concatenate([src, x, y], axis=1)  # (S, 3S, 3)
             elif crop:
-                yield paste_crop(src_full, y, src_box)  # (H, W, 3)
+                yield paste_crop(src_full, y, src_box, paste, feather)  # (H, W, 3)
             else:
                 yield y
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from imf.cli.common import (add_batch_size, add_ckpt, add_device, add_precision, add_quiet, frame_index,
-                            positive_int, protect_inputs, setup_logging)
+                            number_in, positive_int, protect_inputs, setup_logging)
 
 
 def _crf(text: str) -> int:
@@ -59,6 +59,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--crop", action="store_true",
                    help="face-crop the source and the driving video first (one still box for the driving "
                         "video) and paste the result back into the full source image")
+    e.add_argument("--paste", choices=("soft", "hard"), default="soft",
+                   help="with --crop, how the result goes back into the source image: soft (default) blends it in "
+                        "under a mask that is 1 in the middle and fades to 0 at the crop's border, so no square "
+                        "seam shows; hard replaces the square as it is")
+    e.add_argument("--feather", type=number_in(0, 0.5), default=None, metavar="F",
+                   help="with --crop --paste soft, the width of the fade as a fraction of the crop side, 0-0.5 "
+                        "(default 0.15)")
     _add_common(e, "write a side-by-side video instead: source | driving | result, the S x S crops the "
                    "model sees (3S x S)")
     protect_inputs(e, ("source", "driving"), ("output",))
@@ -85,12 +92,14 @@ def run_reconstruct(args: argparse.Namespace) -> int:
 
 
 def run_reenact(args: argparse.Namespace) -> int:
+    from imf.data.crop import DEFAULT_FEATHER
     from imf.pipeline import reenact_video
 
     setup_logging()
+    feather = DEFAULT_FEATHER if args.feather is None else args.feather
     stats = reenact_video(args.ckpt, args.source, args.driving, args.output, relative=args.relative, crop=args.crop,
                           compare=args.compare, max_frames=args.max_frames, device=args.device,
                           precision=args.precision, batch_size=args.batch_size, crf=args.crf,
-                          progress=not args.quiet)
+                          paste=args.paste, feather=feather, progress=not args.quiet)
     _report(stats)
     return 0

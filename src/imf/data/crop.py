@@ -12,10 +12,15 @@ Video algorithm (two decoding passes, one frame in memory at a time):
    without a face are reported and skipped.
 3. Pass 2: each segment is cropped, resized to ``size`` × ``size`` and written as
    ``<out>/<stem>_<k:03d>.mp4`` (H.264, the source's frame rate).
+
+Images: ``crop_image`` cuts one face-centred square; ``paste_crop`` puts a (generated) crop back, by default
+under ``feather_mask`` (1 in the middle, a raised cosine down to 0 on the crop's border) so no square seam
+shows, or as a hard square.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -276,9 +281,53 @@ def crop_image(
     return _cut(image, box, size), box
 
 
-def paste_crop(image: np.ndarray, crop: np.ndarray, box: CropBox) -> np.ndarray:
-    """Put ``crop`` (uint8 (S, S, 3)) back into a copy of ``image`` at ``box``, resized to the box's side."""
+PASTE_MODES = ("soft", "hard")
+DEFAULT_PASTE = "soft"
+DEFAULT_FEATHER = 0.15  # of the crop side: the crop is 1.8 face sides, so the ramp stays clear of the face
+
+
+@functools.lru_cache(maxsize=16)
+def _feather_mask(side: int, feather: float) -> np.ndarray:
+    i = np.arange(side, dtype=np.float64)
+    edge = np.minimum(i, side - 1 - i)  # pixels from the nearest border row / column: 0 on the border
+    width = min(feather * side, (side - 1) // 2)  # at most the middle's distance, so the middle is 1
+    if width <= 0:  # feather 0, or a 1-pixel crop: nothing to fade
+        ramp = np.ones(side)
+    else:
+        ramp = 0.5 - 0.5 * np.cos(np.pi * np.clip(edge / width, 0.0, 1.0))  # raised cosine, 0 -> 1
+    mask = np.outer(ramp, ramp).astype(np.float32)  # (side, side): a rectangle with rounded corners
+    mask.setflags(write=False)
+    return mask
+
+
+def feather_mask(side: int, feather: float = DEFAULT_FEATHER) -> np.ndarray:
+    """The (side, side) float32 weight of a pasted crop in [0, 1]: 1 in the middle, falling along a raised
+    cosine to exactly 0 on the crop's border over the outer ``feather × side`` pixels of each edge (the
+    product of the two axes' ramps, so the corners are rounded). feather in [0, 0.5]; 0 is a hard square
+    (all ones). Read-only (cached)."""
+    if side < 1:
+        raise ConfigError(f"mask side must be at least 1, got {side}")
+    if not 0.0 <= feather <= 0.5:
+        raise ConfigError(f"feather must be a fraction of the crop side in [0, 0.5], got {feather!r}")
+    return _feather_mask(int(side), float(feather))
+
+
+def paste_crop(image: np.ndarray, crop: np.ndarray, box: CropBox, mode: str = DEFAULT_PASTE,
+               feather: float = DEFAULT_FEATHER) -> np.ndarray:
+    """Put ``crop`` (uint8 (S, S, 3)) back into a copy of ``image`` at ``box``, resized to the box's side.
+
+    mode "soft" (default): blended with the image under ``feather_mask(box.side, feather)``, so the crop's
+    border rows are the image's own and the seam fades over ``feather`` of the side. mode "hard": the
+    resized crop replaces the square as it is."""
+    if mode not in PASTE_MODES:
+        raise ConfigError(f"paste mode must be one of {PASTE_MODES}, got {mode!r}")
     back = np.asarray(Image.fromarray(crop).resize((box.side, box.side), Image.Resampling.BICUBIC))
     out = image.copy()
-    out[box.y : box.y + box.side, box.x : box.x + box.side] = back
+    if mode == "hard":
+        out[box.y : box.y + box.side, box.x : box.x + box.side] = back
+        return out
+    mask = feather_mask(box.side, feather)[..., None]  # (side, side, 1)
+    region = out[box.y : box.y + box.side, box.x : box.x + box.side].astype(np.float32)  # (side, side, 3)
+    blended = region + mask * (back.astype(np.float32) - region)  # exactly the image where back equals it
+    out[box.y : box.y + box.side, box.x : box.x + box.side] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
     return out

@@ -27,6 +27,7 @@ from imf.serve import codec, edit, reconstruct, reenact  # noqa: E402
 from imf.serve.limits import Limits  # noqa: E402
 from imf.serve.resources import Resources  # noqa: E402
 from imf.serve.session import Workspace  # noqa: E402
+from imf.serve.steps import Progress, no_progress  # noqa: E402
 from imf.serve.uploads import display_name, page_message  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,16 @@ def reconstruct_report(r: reconstruct.ReconstructResult) -> str:
             f"reference frame itself not counted:\n\n{table}{notes}")
 
 
+def rate_choice(r: codec.CodecResult) -> str:
+    """Which token quality coded the file, and why (the slider, or the target bitrate it was picked for)."""
+    st = r.stats
+    if r.target_kbps is None:
+        return f"token quality {st.quality}"
+    return (f"token quality **{st.quality}**, picked for a target of {r.target_kbps:g} kbps of tokens (the highest "
+            f"quality whose tokens fitted within it on the fitting data, keyframes not counted): the tokens here "
+            f"took {st.kbps_tokens:.2f} kbps")
+
+
 def codec_report(r: codec.CodecResult) -> str:
     st = r.stats
     bits = 8 * r.file_bytes
@@ -89,7 +100,7 @@ def codec_report(r: codec.CodecResult) -> str:
             f"({st.duration:.2f} s at {st.fps:g} fps): {r.kbps:.2f} kbps, every bit of the file counted.** "
             f"Keyframes {st.num_keyframes} ({st.keyframe_bits:,} bits, {share(st.keyframe_bits)}), tokens "
             f"{st.token_bits:,} bits ({share(st.token_bits)}, {st.token_bits_per_frame:.1f} bits per token frame), "
-            f"headers and record framing the rest; token quality {st.quality}.")
+            f"headers and record framing the rest; {rate_choice(r)}.")
     rows = {f"IMF (ours), quality {st.quality}": (f"{r.kbps:.2f} kbps (whole file)", r.quality["imf"])}
     if r.baseline is not None:
         b = r.baseline
@@ -101,6 +112,23 @@ def codec_report(r: codec.CodecResult) -> str:
             f"for the browser.{notes}")
 
 
+def codec_job(res: Resources, video, work, limits: Limits, rate: str, quality, target_kbps,
+              progress: Progress = no_progress, baseline: bool = True) -> codec.CodecResult:
+    """The Codec tab's button, given its widgets' values (rate: one of ``codec.RATE_MODES``; the slider's
+    quality is used for "quality", the box's kbps for "target kbps"). Raises what ``codec.encode`` raises."""
+    if rate not in codec.RATE_MODES:
+        raise ValueError(f"rate must be one of {codec.RATE_MODES}, got {rate!r}")
+    by_target = rate == "target kbps"
+    target = codec.check_target_kbps(target_kbps) if by_target else None  # an empty box is an error, not a default
+    return codec.encode(res, video, work, limits, quality=None if by_target else int(quality), target_kbps=target,
+                        baseline=baseline, progress=progress)
+
+
+def rate_widgets(rate: str) -> tuple[dict, dict]:
+    """Show the quality slider or the target-bitrate box, whichever the rate radio chose."""
+    return gr.update(visible=rate == "quality"), gr.update(visible=rate == "target kbps")
+
+
 # ------------------------------------------------------------------------------------------ the page
 def build_app(res: Resources, limits: Limits = Limits(), workspace: Workspace | None = None) -> gr.Blocks:
     """The Gradio Blocks of the app (not launched); files of its jobs go under ``workspace``."""
@@ -108,12 +136,12 @@ def build_app(res: Resources, limits: Limits = Limits(), workspace: Workspace | 
     s = res.resolution
     lo, hi, default_q = codec.quality_range(res)
 
-    def run_reenact(source, driving, motion, crop, compare, request: gr.Request,
+    def run_reenact(source, driving, motion, crop, paste, compare, request: gr.Request,
                     progress=gr.Progress(track_tqdm=True)):
         try:
             work = workspace.job_dir(_session(request), "reenact")
             stats = reenact.reenact(res, source, driving, work, limits, motion=motion, crop=crop, compare=compare,
-                                    progress=progress)
+                                    paste=paste, progress=progress)
             return str(stats.output), reenact_report(stats)
         except Exception as e:  # noqa: BLE001: every failure becomes a message in the page
             return None, failure(e)
@@ -126,10 +154,10 @@ def build_app(res: Resources, limits: Limits = Limits(), workspace: Workspace | 
         except Exception as e:  # noqa: BLE001
             return None, failure(e)
 
-    def run_codec(video, quality, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+    def run_codec(video, rate, quality, target_kbps, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         try:
             work = workspace.job_dir(_session(request), "codec")
-            r = codec.encode(res, video, work, limits, quality=int(quality), progress=progress)
+            r = codec_job(res, video, work, limits, rate, quality, target_kbps, progress=progress)
             return (str(r.imf_file), str(r.decoded_video), str(r.baseline_video) if r.baseline_video else None,
                     codec_report(r))
         except Exception as e:  # noqa: BLE001
@@ -175,11 +203,15 @@ def build_app(res: Resources, limits: Limits = Limits(), workspace: Workspace | 
                                           "absolute: the driving frames' tokens as they are")
                 re_crop = gr.Checkbox(False, label="face crop",
                                       info="cut both around the face and paste the result back into the full source")
+                re_paste = gr.Radio(list(reenact.PASTE_MODES), value=reenact.DEFAULT_PASTE, label="paste-back",
+                                    info="with face crop: soft fades the result into the source (no square seam); "
+                                         "hard pastes the square as it is", elem_id="reenact-paste")
                 re_compare = gr.Checkbox(False, label="side by side", info="source | driving | result")
             re_button = gr.Button("Reenact", variant="primary", elem_id="reenact-button")
             re_out = gr.Video(label="result", interactive=False, elem_id="reenact-result")
             re_report = gr.Markdown(elem_id="reenact-report")
-            re_button.click(run_reenact, [re_source, re_driving, re_motion, re_crop, re_compare], [re_out, re_report],
+            re_button.click(run_reenact, [re_source, re_driving, re_motion, re_crop, re_paste, re_compare],
+                            [re_out, re_report],
                             **HEAVY)
         with gr.Tab("Reconstruct"):
             gr.Markdown("Rebuild a video from its first frame and one latent token per frame, scored against "
@@ -198,8 +230,16 @@ def build_app(res: Resources, limits: Limits = Limits(), workspace: Workspace | 
                 cd_video = gr.Video(label="video", sources=["upload"], include_audio=True, height=320,
                                     elem_id="codec-video")
                 with gr.Column():
+                    cd_rate = gr.Radio(list(codec.RATE_MODES), value="quality", label="rate", elem_id="codec-rate",
+                                       info="a token quality, or a target bitrate of the tokens that picks one")
                     cd_quality = gr.Slider(lo, max(hi, lo + 1), value=default_q, step=1, label="token quality",
-                                           info="higher is finer and costs more bits", interactive=lo < hi)
+                                           info="higher is finer and costs more bits", interactive=lo < hi,
+                                           elem_id="codec-quality")
+                    cd_target = gr.Number(codec.default_target_kbps(res), minimum=0,
+                                          label="target kbps (tokens)", visible=False, elem_id="codec-target",
+                                          info="the highest quality whose tokens fitted within this rate on the "
+                                               "fitting data; keyframes not counted")
+                    cd_rate.change(rate_widgets, [cd_rate], [cd_quality, cd_target], show_progress="hidden")
                     cd_button = gr.Button("Encode", variant="primary", elem_id="codec-button",
                                           interactive=res.tables is not None)
                     cd_file = gr.File(label=".imf file", interactive=False, elem_id="codec-file")
@@ -207,7 +247,8 @@ def build_app(res: Resources, limits: Limits = Limits(), workspace: Workspace | 
                 cd_decoded = gr.Video(label="IMF decoded", interactive=False, height=320, elem_id="codec-decoded")
                 cd_x265 = gr.Video(label="x265 at the same rate", interactive=False, height=320, elem_id="codec-x265")
             cd_report = gr.Markdown(elem_id="codec-report")
-            cd_button.click(run_codec, [cd_video, cd_quality], [cd_file, cd_decoded, cd_x265, cd_report], **HEAVY)
+            cd_button.click(run_codec, [cd_video, cd_rate, cd_quality, cd_target],
+                            [cd_file, cd_decoded, cd_x265, cd_report], **HEAVY)
         with gr.Tab("Edit"):
             gr.Markdown("Change a face's head pose and expression with the token editor ψ; the preview follows "
                         "the sliders." + (f"\n\n**Unavailable:** {res.editor_problem}" if res.editor is None else ""))

@@ -1,6 +1,10 @@
 """The Codec tab: a video coded into an ``.imf`` file at a token quality, decoded again, and set beside x265
 at the same rate.
 
+- The rate: a token quality, or a target bitrate of the token stream in kbps, turned into the highest quality
+  whose tokens fitted within it on the fitting data at the video's frame rate
+  (``CodecTables.quality_for_token_rate``, as ``imf encode --target-kbps``; keyframes not counted).
+
 - Ours: ``imf.codec.encode_frames`` on the frames the model sees (centre square crop, S×S), with the
   options of ``imf encode`` (scene-cut keyframes on), then ``decode_file``: the frames shown and scored are
   the decoder's. Its rate counts every bit of the file (header, keyframe(s), tokens, record framing).
@@ -14,6 +18,7 @@ at the same rate.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +29,7 @@ from imf.codec.decoder import decode_file
 from imf.codec.encoder import encode_frames
 from imf.codec.stats import EncodeStats
 from imf.data.video import VideoWriter, iter_frames
-from imf.errors import CheckpointError
+from imf.errors import CheckpointError, InputError
 from imf.eval import baselines
 from imf.eval.reconstruct_eval import score_sequences
 from imf.pipeline import check_frame_size
@@ -35,6 +40,8 @@ from imf.serve.uploads import check_video, display_name, renamed
 
 DISPLAY_CRF = 4  # the browser copies: near-lossless H.264 of the decoded frames
 BASELINE = "x265"
+RATE_MODES = ("quality", "target kbps")  # the tab's choice: a token quality, or a target token bitrate
+ENTROPY = "temporal"  # encode_frames' default entropy model, whose measured rates a target is matched with
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,7 @@ class CodecResult:
     baseline_video: Path | None
     quality: dict[str, dict[str, float]]
     notes: list[str] = field(default_factory=list)
+    target_kbps: float | None = None  # the target token rate the quality was picked for, if one was given
 
     @property
     def kbps(self) -> float:
@@ -77,12 +85,51 @@ def quality_range(res: Resources) -> tuple[int, int, int]:
     return levels[0], levels[-1], default
 
 
+def token_kbps(res: Resources, quality: int, fps: float) -> float:
+    """The token rate (kbps) of ``quality`` at ``fps`` measured on the fitting data (0 when not measured)."""
+    measured = res.tables.info.get("bits_per_frame", {}) if res.tables is not None else {}
+    return measured[str(quality)][ENTROPY] * fps / 1000.0 if str(quality) in measured else 0.0
+
+
+def default_target_kbps(res: Resources, fps: float = 25.0) -> float:
+    """The target box's first value: the default quality's measured token rate at ``fps``, rounded up to
+    0.01 kbps (so at that frame rate it picks the default quality); 1 kbps without measured rates."""
+    rate = token_kbps(res, quality_range(res)[2], fps)
+    return math.ceil(rate * 100 - 1e-9) / 100 if rate > 0 else 1.0
+
+
+def check_target_kbps(target_kbps) -> float:
+    """A target bitrate from the page as a positive finite float; InputError otherwise."""
+    if target_kbps is None or target_kbps == "":
+        raise InputError("no target bitrate given: type one in kbps, or choose \u201cquality\u201d")
+    try:
+        value = float(target_kbps)
+    except (TypeError, ValueError):
+        raise InputError(f"the target bitrate must be a number of kbps, got {target_kbps!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise InputError(f"the target bitrate must be a positive number of kbps, got {target_kbps!r}")
+    return value
+
+
 def encode(res: Resources, video: str | os.PathLike | None, work: Path, limits: Limits = Limits(),
-           quality: int | None = None, baseline: bool = True, progress: Progress = no_progress) -> CodecResult:
+           quality: int | None = None, baseline: bool = True, progress: Progress = no_progress,
+           target_kbps: float | None = None) -> CodecResult:
+    """Code ``video`` at token ``quality`` (default: the tables' default), or, given ``target_kbps``, at the
+    highest quality whose token stream fitted within that many kbps at the video's frame rate."""
     if res.tables is None:
         raise CheckpointError(res.tables_problem or "the model has no codec tables")
+    if quality is not None and target_kbps is not None:
+        raise ValueError("give a quality or a target bitrate, not both")
     quality = quality_range(res)[2] if quality is None else int(quality)
+    if target_kbps is not None:
+        target_kbps = check_target_kbps(target_kbps)
     info = check_video(video, limits, "video")
+    notes: list[str] = []
+    if target_kbps is not None:
+        quality = res.tables.quality_for_token_rate(target_kbps, info.fps, ENTROPY)
+        if token_kbps(res, quality, info.fps) > target_kbps:
+            notes.append(f"no fitted quality keeps the tokens within {target_kbps:g} kbps at {info.fps:g} fps: "
+                         f"the lowest, {quality}, is used")
     uploads = {video: "video"}
     s = res.resolution
     with renamed(uploads):
@@ -97,7 +144,6 @@ def encode(res: Resources, video: str | os.PathLike | None, work: Path, limits: 
     file_bytes = imf_file.stat().st_size
     progress(0.0, desc="decoding")
     decoded = list(decode_file(imf_file, res.model, tables=res.tables))
-    notes: list[str] = []
     enc = baseline_video = None
     coded = {"imf": decoded}
     if baseline:
@@ -116,4 +162,5 @@ def encode(res: Resources, video: str | os.PathLike | None, work: Path, limits: 
     notes += scorer.skipped.values()
     quality_scores = {name: score_sequences(scorer, frames, out) for name, out in coded.items()}
     decoded_video = _write_display(decoded, info.fps, work / "imf_decoded.mp4")
-    return CodecResult(imf_file, file_bytes, stats, decoded_video, enc, baseline_video, quality_scores, notes)
+    return CodecResult(imf_file, file_bytes, stats, decoded_video, enc, baseline_video, quality_scores, notes,
+                       target_kbps)
