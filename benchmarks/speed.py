@@ -8,7 +8,8 @@ Usage::
 Per preset and stage: wall time (median after warm-up), frames/s, GFLOP/s and the fraction of this
 machine's fp32 matmul peak (measured in the same run); decoding at batch 1 and 8; peak memory of decoding
 (fresh subprocess per measurement); streaming decode vs forward per frame; training samples/s for
-tiny-64 and small-128. ``python benchmarks/speed.py --help`` lists every option.
+tiny-64 and small-128, in fp32 and, where the CPU has fast bf16 (detected), under bf16 autocast.
+``python benchmarks/speed.py --help`` lists every option.
 """
 
 from __future__ import annotations

@@ -52,11 +52,38 @@ def test_imf_bench_quick_writes_every_field(tmp_path, capsys):
         assert mem["peak_mib"] >= mem["baseline_mib"] > mem["weights_mib"] > 0
     assert set(e["goals"]) == {"streaming_ratio", "attention_fused_only", "decode_fraction_of_peak",
                                "decode_peak_memory_mib_batch1"}
-    [train] = r["training"]
-    assert train["preset"] == "tiny-64" and train["batch"] == 2 and train["samples_per_s"] > 0
+    from imf.precision import cpu_has_fast_bf16
+
+    train = r["training"]
+    assert [t["precision"] for t in train] == (["fp32", "bf16"] if cpu_has_fast_bf16() else ["fp32"])
+    assert all(t["preset"] == "tiny-64" and t["batch"] == 2 and t["samples_per_s"] > 0 for t in train)
 
     table = capsys.readouterr().out
     assert "IMF_A^1" in table and "streaming" in table and "matmul peak" in table
+
+
+@pytest.mark.parametrize("fast_bf16", [True, False])
+def test_bench_times_training_in_bf16_only_where_the_cpu_has_fast_bf16(monkeypatch, fast_bf16):
+    """Training samples/s in fp32, plus bf16 autocast where imf.precision detects fast bf16 (forced both ways
+    here, so the test does not depend on this CPU): two rows timed in alternation, or one and the reason."""
+    import imf.precision
+    from imf.bench import BenchOptions, format_report, run_benchmark
+
+    monkeypatch.setattr(imf.precision, "cpu_has_fast_bf16", lambda probe=True: fast_bf16)
+    r = run_benchmark(BenchOptions(presets=(), train_presets=("tiny-64",), threads=1, quick=True))
+    rows = r["training"]
+    assert [t["precision"] for t in rows] == (["fp32", "bf16"] if fast_bf16 else ["fp32"])
+    assert [t["requested_precision"] for t in rows] == [t["precision"] for t in rows]
+    for t in rows:
+        assert t["preset"] == "tiny-64" and t["batch"] == 2 and t["samples_per_s"] > 0
+    if fast_bf16:
+        assert rows[1]["speedup_vs_fp32"] == pytest.approx(rows[1]["samples_per_s"] / rows[0]["samples_per_s"])
+        assert "training_bf16_skipped" not in r
+    else:
+        assert "fast bf16" in r["training_bf16_skipped"]
+    table = format_report(r)
+    assert table.count("training tiny-64") == len(rows)
+    assert ("× fp32" in table) == fast_bf16 and ("bf16 not timed" in table) != fast_bf16
 
 
 @pytest.mark.parametrize("args, needle", [(["--presets", "huge-512"], "huge-512"),
@@ -73,6 +100,17 @@ def test_speed_script_shares_the_cli_options():
                           capture_output=True, text=True, check=True)
     for option in ("--presets", "--threads", "--device", "--quick", "--json"):
         assert option in proc.stdout
+
+
+def test_peer_script_wants_a_peer_checkout(tmp_path):
+    """benchmarks/peer.py measures against a user's checkout of johndpope/IMF (never vendored): without one it
+    stops at once with a one-line error and writes nothing."""
+    out = tmp_path / "peer.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "peer.py"), "--peer-src", str(tmp_path),
+                           "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and not out.exists()
+    err = proc.stderr.strip()
+    assert "model.py" in err and "johndpope/IMF" in err and "\n" not in err and "Traceback" not in err
 
 
 @pytest.mark.slow  # runs the whole GPU suite on CPU, torch.compile included

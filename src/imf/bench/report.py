@@ -60,6 +60,9 @@ def format_report(result: dict) -> str:
         goal_txt = ", ".join(f"{k}: {'met' if g['met'] else 'NOT met'}" for k, g in e["goals"].items())
         lines.append(f"goals: {goal_txt}")
     for t in result["training"]:
+        speedup = f", {t['speedup_vs_fp32']:.2f}× fp32" if "speedup_vs_fp32" in t else ""
         lines.append(f"training {t['preset']} ×{t['batch']} ({t['precision']}): {t['samples_per_s']:.2f} samples/s "
-                     f"({t['median_ms']:.0f} ms/step)")
+                     f"({t['median_ms']:.0f} ms/step{speedup})")
+    if "training_bf16_skipped" in result:
+        lines.append(f"training bf16 not timed: {result['training_bf16_skipped']}")
     return "\n".join(lines)

@@ -2,7 +2,8 @@
 
 Per preset: per-stage timings at each batch size (frames/s, GFLOP, GFLOP/s and the fraction of the
 machine's measured matmul peak), peak memory of decoding at each batch size, which SDPA kernels the
-decode runs, and streaming decode against ``forward`` per frame. Then training samples/s. Numbers only:
+decode runs, and streaming decode against ``forward`` per frame. Then training samples/s, in fp32 and, where the
+device has fast bf16 (a CPU with AVX512-BF16 / AMX, detected; a GPU with bf16), under bf16 autocast. Numbers only:
 nothing here asserts a speed; ``goals`` says which of the speed goals a run met.
 """
 
@@ -22,7 +23,7 @@ from imf.bench.memory import measure as measure_memory
 from imf.bench.profile import top_ops
 from imf.bench.stages import measure_stages, stage_flops
 from imf.bench.streaming import streaming_vs_forward
-from imf.bench.training import training_throughput
+from imf.bench.training import training_throughputs
 
 PEAK_FRACTION_GOAL = 0.40
 MEMORY_GOAL_MIB = 2048.0
@@ -55,7 +56,8 @@ class BenchOptions:
     precision: str = "fp32"
     """The model's precision ("fp32", "auto", "bf16", "fp16": ``imf.pipeline.resolve_precision``): stages,
     streaming, attention, profile and fast paths run under its autocast, and the matmul peak every fraction is
-    taken of is measured in its dtype (a bf16 run against the bf16 peak). Peak memory and training: fp32."""
+    taken of is measured in its dtype (a bf16 run against the bf16 peak). Peak memory: fp32. Training is timed in
+    fp32 and, where the device has fast bf16 (``_fast_bf16``), also under bf16 autocast, whatever this says."""
     quick: bool = False
     seed: int = 0
 
@@ -163,10 +165,15 @@ def run_benchmark(options: BenchOptions, progress: Callable[[str], None] | None 
         del model
         if checkpoint:
             checkpoint(result)
+    train_bf16 = _fast_bf16(device)
+    if opt.train_presets and not train_bf16:
+        result["training_bf16_skipped"] = ("no fast bf16 on this device (CPU: AVX512-BF16 / AMX, detected by "
+                                           "imf.precision; GPU: torch.cuda.is_bf16_supported): fp32 only")
     for preset in opt.train_presets:
-        say(f"{preset}: training step ×{opt.train_batch}")
-        result["training"].append(training_throughput(preset, opt.train_batch, device,
-                                                      repeats=opt.train_repeats, warmup=1))
+        precisions = ("fp32", "bf16") if train_bf16 else ("fp32",)
+        say(f"{preset}: training step ×{opt.train_batch} ({', '.join(precisions)})")
+        result["training"] += training_throughputs(preset, opt.train_batch, device, precisions,
+                                                   repeats=opt.train_repeats, warmup=1)
         if checkpoint:
             checkpoint(result)
     say("matmul peak again")
@@ -174,6 +181,16 @@ def run_benchmark(options: BenchOptions, progress: Callable[[str], None] | None 
     apply_peak(result)
     result["seconds"] = time.time() - started
     return result
+
+
+def _fast_bf16(device: torch.device) -> bool:
+    """Whether training is also timed under bf16 autocast here: a CPU with fast bf16 (detected, never assumed)
+    or a CUDA GPU with bf16."""
+    if device.type == "cpu":
+        from imf.precision import cpu_has_fast_bf16
+
+        return cpu_has_fast_bf16()
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
 
 
 def apply_peak(result: dict) -> None:
