@@ -36,7 +36,7 @@ BASE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "corpus-tiny-64.
 
 # name -> (what it tests, overrides of the base config's sections; "data_clips": train on these clips only)
 VARIANTS: dict[str, tuple[str, dict]] = {
-    "base": ("the shipped recipe", {}),
+    "base": ("the recipe of configs/corpus-tiny-64.yaml (tiny-64-corpus)", {}),
     "pos-init-0.02": ("P_q, P_k from N(0, 0.02^2), the usual transformer init (no identity-warp prior)",
                       {"model": {"pos_embed_init_std": 0.02}}),
     "one-clip": ("one training clip (the Pexels woman), no stills: the old shipped model's data",

@@ -17,13 +17,14 @@ import torch
 import yaml
 
 import imf
+from imf.assets import shipped_model_path
 from imf.checkpoint import model_hash
 from imf.config import VARIANT_FIELDS, IMFConfig
 from imf.errors import ConfigError
 from imf.layers.geometry import gaussian_heatmaps, pixel_centres, warp
 
 ROOT = Path(__file__).resolve().parents[1]
-ASSET = ROOT / "src" / "imf" / "assets" / "tiny-64-corpus"
+ASSET = shipped_model_path()
 COMBOS = [("implicit", "attention"), ("implicit", "flow"), ("keypoints", "attention"), ("keypoints", "flow")]
 IDS = [f"{t}-{a}" for t, a in COMBOS]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SHIPPED_MODEL = "tiny-64-corpus"
-SHIPPED_EDITOR = "tiny-64-corpus-editor"
+SHIPPED_MODEL = "tiny-64-corpus-v2"
+SHIPPED_EDITOR = "tiny-64-corpus-v2-editor"
 """The editor ψ trained on the frozen SHIPPED_MODEL (``imf train-editor``; editor_config.json records its hash)."""
 
 
