@@ -171,7 +171,7 @@ def table_lines(data: dict) -> list[str]:
                                               for m in METRICS)
             + " | params (M) | GFLOP / frame | token bits / frame |")
     lines = [f"Trained {st['steps']} steps" + (f" (or {st['minutes']} min)" if st["minutes"] else "")
-             + f", batch {data.get('batch_size', '?')}, seed 0, fp32 on the CPU; EMA generator; "
+             + f", batch {data.get('batch_size', '?')}, seed 0, {st.get('precision', 'fp32')} on the CPU; EMA generator; "
              f"{st['frames_per_clip']} evenly spaced frames per held-out clip (frame 0 the reference). Token bits: "
              f"static entropy model at quality {st['quality']}, held-out people.", "",
              head, "|" + "---|" * (head.count("|") - 1)]
