@@ -68,7 +68,30 @@ class ScaleAlignment(nn.Module):
         return x.transpose(1, 2).reshape(b, -1, hgt, wid)  # (b, c_f, H, W)
 
 
-class ImplicitMotionAlignment(nn.Module):
+class PerScaleAlignment(nn.Module):
+    """One ``scale_type`` module per scale (c_m, c_f, side from the config), the interface of IMF_A's slot:
+    ``reference_keys_values`` once per reference, then ``forward`` per frame. Subclasses set ``scale_type``,
+    whose modules have ``keys_values(m_r, f_r)`` and ``forward(m_c, *cached)``."""
+
+    scale_type: type[nn.Module]
+
+    def __init__(self, config: IMFConfig):
+        super().__init__()
+        self.scales = nn.ModuleList(
+            self.scale_type(cm, cf, s, config)
+            for cm, cf, s in zip(config.motion_channels, config.feature_channels, config.feature_sizes))
+
+    def reference_keys_values(self, m_r: list[torch.Tensor], f_r: list[torch.Tensor]):
+        """Per scale, everything that depends only on the reference (attention: K, V): computed once, reused
+        every frame."""
+        return [scale.keys_values(m, f) for scale, m, f in zip(self.scales, m_r, f_r)]
+
+    def forward(self, m_c: list[torch.Tensor], cached: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+        """[m_c^1..m_c^4] and the per-scale tuples of ``reference_keys_values`` → [f_c^1..f_c^4]."""
+        return [scale(m, *c) for scale, m, c in zip(self.scales, m_c, cached)]
+
+
+class ImplicitMotionAlignment(PerScaleAlignment):
     """IMF_A, implicit motion alignment (paper §3.3, supplement Fig. 1(d)): one ``ScaleAlignment`` per scale.
 
         m_r^1..m_r^4, f_r^1..f_r^4 ─► reference_keys_values ─► [(K, V)] per scale, once per reference
@@ -80,16 +103,4 @@ class ImplicitMotionAlignment(nn.Module):
     ``ScaleAlignment``.
     """
 
-    def __init__(self, config: IMFConfig):
-        super().__init__()
-        self.scales = nn.ModuleList(
-            ScaleAlignment(cm, cf, s, config)
-            for cm, cf, s in zip(config.motion_channels, config.feature_channels, config.feature_sizes))
-
-    def reference_keys_values(self, m_r: list[torch.Tensor], f_r: list[torch.Tensor]):
-        """Per scale (K, V): everything that depends only on the reference, computed once, reused every frame."""
-        return [scale.keys_values(m, f) for scale, m, f in zip(self.scales, m_r, f_r)]
-
-    def forward(self, m_c: list[torch.Tensor], kv: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
-        """[m_c^1..m_c^4] and the per-scale (K, V) of ``reference_keys_values`` → [f_c^1..f_c^4]."""
-        return [scale(m, k, v) for scale, m, (k, v) in zip(self.scales, m_c, kv)]
+    scale_type = ScaleAlignment

@@ -10,6 +10,7 @@ from torch import nn
 
 from imf.config import IMFConfig
 from imf.layers.geometry import warp
+from imf.models.alignment import PerScaleAlignment
 
 
 class FlowScaleAlignment(nn.Module):
@@ -63,7 +64,7 @@ class FlowScaleAlignment(nn.Module):
         return warp(f_r, offset) * mask
 
 
-class FlowMotionAlignment(nn.Module):
+class FlowMotionAlignment(PerScaleAlignment):
     """IMF_A for ``alignment_kind: flow``: one ``FlowScaleAlignment`` per scale, with the interface of
     ``ImplicitMotionAlignment`` (``reference_keys_values`` once per reference, then ``forward`` per frame).
 
@@ -73,16 +74,4 @@ class FlowMotionAlignment(nn.Module):
     Config: ``motion_channels``, ``feature_channels``, ``feature_sizes``; ``flow_layers``, ``flow_max_offset``.
     """
 
-    def __init__(self, config: IMFConfig):
-        super().__init__()
-        self.scales = nn.ModuleList(
-            FlowScaleAlignment(cm, cf, s, config)
-            for cm, cf, s in zip(config.motion_channels, config.feature_channels, config.feature_sizes))
-
-    def reference_keys_values(self, m_r: list[torch.Tensor], f_r: list[torch.Tensor]):
-        """Per scale (r, f_r): everything that depends only on the reference."""
-        return [scale.keys_values(m, f) for scale, m, f in zip(self.scales, m_r, f_r)]
-
-    def forward(self, m_c: list[torch.Tensor], kv: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
-        """[m_c^1..m_c^4] and the per-scale (r, f_r) of ``reference_keys_values`` → [f_c^1..f_c^4]."""
-        return [scale(m, r, f) for scale, m, (r, f) in zip(self.scales, m_c, kv)]
+    scale_type = FlowScaleAlignment
