@@ -1,10 +1,13 @@
 """Shapes, gradients and equivalences of the IMF parts (docs/architecture.md)."""
 
+import math
+
 import pytest
 import torch
 
 import imf
 from imf.config import IMFConfig
+from imf.errors import ConfigError
 from imf.layers.attention import set_sdpa
 from imf.layers.modulated import ModulatedConv2d, set_fused_modulation
 from imf.models import MultiScaleDiscriminator
@@ -84,6 +87,28 @@ def test_two_positional_embeddings_per_scale():
         assert float(scale.pos_q.detach().std()) == pytest.approx(config.pos_embed_init_std, rel=0.3)
     names = {n for n, _ in model.named_parameters()}
     assert sum(n.endswith("pos_q") for n in names) == 4 and sum(n.endswith("pos_k") for n in names) == 4
+
+
+def test_smooth_positional_init_has_a_gaussian_kernel():
+    """pos_embed_init_length ℓ > 0: P_q = P_k at init, variance std², and neighbouring positions correlated as
+    exp(-d²/2ℓ²) (checked on a wide draw against the formula); ℓ = 0 keeps positions uncorrelated."""
+    from imf.models.alignment import initial_positions
+
+    torch.manual_seed(0)
+    p = initial_positions(16, 8192, 1.5, 2.0)[0].reshape(16, 16, -1)  # (s, s, c)
+    assert float(p.var()) == pytest.approx(2.25, rel=0.05)
+    for d in range(5):
+        kernel = float((p[8, 4] * p[8, 4 + d]).mean())  # along a row
+        assert kernel == pytest.approx(2.25 * math.exp(-d * d / 8), abs=0.1), d
+    iid = initial_positions(16, 8192, 1.5)[0].reshape(16, 16, -1)
+    assert abs(float((iid[8, 4] * iid[8, 5]).mean())) < 0.1
+
+    config = imf.IMFConfig.preset("tiny-64", pos_embed_init_length=2.0)
+    assert config.to_dict()["pos_embed_init_length"] == 2.0
+    for scale in imf.IMF(config).motion_alignment.scales:
+        torch.testing.assert_close(scale.pos_q, scale.pos_k)
+    with pytest.raises(ConfigError, match="pos_embed_init_length"):
+        imf.IMFConfig.preset("tiny-64", pos_embed_init_length=-1.0)
 
 
 def test_queries_and_keys_use_their_own_embedding(tiny_model):

@@ -86,6 +86,12 @@ class IMFConfig:
     highest and the cross-attention of a frame with its own reference starts close to an identity warp;
     at 0.02 (a common default) it starts as a blur over the reference (measured: 2-4.6 dB worse on new
     people after 20 CPU minutes)."""
+    pos_embed_init_length: float = 0.0
+    """0: P_q, P_k start from independent draws per position. > 0: from a spatially smooth draw (random
+    Fourier features of the position; Gaussian kernel of this length in grid cells of each scale), so that
+    neighbouring positions start with similar embeddings: the identity-warp prior then scores a query's
+    neighbours of the reference close to its own position, and the attention can learn to shift from the
+    start instead of being locked on the diagonal. Same std (``pos_embed_init_std``); learned either way."""
     transformer_attention_norm: bool = False
     """LayerNorm before the self-attention. Supplement eq. 6 writes TransformerBlock(x) = FFN(MHSA(x)) with
     FFN(x) = GELU(LN(x)W1 + b1)W2 + b2: LN inside the FFN only, which is the default."""
@@ -190,6 +196,9 @@ class IMFConfig:
                 raise ConfigError(f"{name} must be at most {MAX_COUNT}, got {values}")
         if not (math.isfinite(self.pos_embed_init_std) and 0 <= self.pos_embed_init_std <= 100):
             raise ConfigError(f"pos_embed_init_std must be a number in [0, 100], got {self.pos_embed_init_std!r}")
+        if not (math.isfinite(self.pos_embed_init_length) and 0 <= self.pos_embed_init_length <= 1000):
+            raise ConfigError("pos_embed_init_length must be a number in [0, 1000] (grid cells; 0 = independent "
+                              f"draws), got {self.pos_embed_init_length!r}")
         n_down = int(math.log2(r // 4))
         if len(self.token_encoder_channels) != n_down:
             raise ConfigError(
@@ -269,8 +278,9 @@ class IMFConfig:
 
 
 VARIANT_FIELDS = ("token_kind", "num_keypoints", "keypoint_sigma", "alignment_kind", "flow_layers",
-                  "flow_max_offset")
-"""Fields added with the explicit variants (``to_dict`` writes them only when not at their defaults)."""
+                  "flow_max_offset", "pos_embed_init_length")
+"""Fields added after network layout 2 (the explicit variants, the smooth P init): ``to_dict`` writes them only
+when not at their defaults, so the model hash of a default config is unchanged."""
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(IMFConfig)}
 
 _PRESETS: dict[str, dict[str, Any]] = {

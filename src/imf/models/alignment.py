@@ -5,6 +5,8 @@ Dimension letters: b batch, n = H·W of the scale, c_m motion channels, c_f feat
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -40,7 +42,7 @@ class ScaleAlignment(nn.Module):
         self.use_sdpa = config.use_sdpa
         # learned P_q^l, P_k^l (1, n, c_m), both from one draw: at step 0 QKᵀ peaks on the diagonal, so the
         # attention of a frame with its own reference starts near an identity warp (config.pos_embed_init_std)
-        pos = torch.randn(1, size * size, motion_ch) * config.pos_embed_init_std
+        pos = initial_positions(size, motion_ch, config.pos_embed_init_std, config.pos_embed_init_length)
         self.pos_q = nn.Parameter(pos.clone())
         self.pos_k = nn.Parameter(pos.clone())
         heads = feat_ch // config.transformer_head_dim
@@ -66,6 +68,21 @@ class ScaleAlignment(nn.Module):
         for block in self.blocks:
             x = block(x)
         return x.transpose(1, 2).reshape(b, -1, hgt, wid)  # (b, c_f, H, W)
+
+
+def initial_positions(size: int, channels: int, std: float, length: float = 0.0) -> torch.Tensor:
+    """The initial draw of P_q, P_k: (1, size², channels), each entry of variance std².
+
+    length 0: independent per position (a position's embedding is uncorrelated with its neighbours').
+    length ℓ > 0: random Fourier features P(p) = std·√2·cos(W p + b), W ~ N(0, 1/ℓ²) per (axis, channel),
+    b ~ U[0, 2π), p in grid cells, so that E[P(p)·P(p')] = channels·std²·exp(-|p - p'|² / 2ℓ²): a
+    Gaussian kernel between positions (Rahimi & Recht's construction), smooth in p."""
+    if length == 0:
+        return torch.randn(1, size * size, channels) * std
+    ij = torch.stack(torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij"), -1)  # (s, s, 2)
+    w = torch.randn(2, channels) / length
+    b = torch.rand(channels) * 2 * math.pi
+    return (math.sqrt(2) * std * torch.cos(ij.reshape(-1, 2).float() @ w + b)).unsqueeze(0)  # (1, s², c)
 
 
 class PerScaleAlignment(nn.Module):
