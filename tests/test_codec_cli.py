@@ -102,3 +102,17 @@ def test_wrong_model_and_unknown_model(workdir, tmp_path, capsys, monkeypatch):
     _fails(["encode", str(workdir["video"]), "--ckpt", str(other), "-o", str(tmp_path / "x.imf"), "--quiet"],
            capsys, "no codec tables")
     assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "x.imf").exists()
+
+
+def test_decode_of_a_shipped_model_file_needs_no_registry(workdir, tmp_path, monkeypatch):
+    """A file made with the shipped model decodes on a machine that never encoded or fitted anything (an
+    empty cache): the shipped model's tables name its hash."""
+    from imf.assets import shipped_model_path
+
+    made = tmp_path / "shipped.imf"
+    assert main(["encode", str(workdir["video"]), "-o", str(made), "--quality", "4", "--quiet"]) == 0
+    monkeypatch.setenv("IMF_CACHE", str(tmp_path / "fresh-cache"))
+    out = tmp_path / "shipped.mp4"
+    assert main(["decode", str(made), "-o", str(out), "--quiet"]) == 0
+    assert probe(out).num_frames == N_FRAMES
+    assert imf.codec.read_header(made).model_hash == imf.codec.load_tables(shipped_model_path()).model_hash

@@ -82,7 +82,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("-o", "--output", metavar="OUT.mp4", required=True, help="output video (mp4, mov or mkv)")
     d.add_argument("--ckpt", metavar="DIR", default=None,
                    help="checkpoint folder of the model the file was made with (default: the folder recorded "
-                        "for its model hash when it was encoded or fitted on this machine)")
+                        "for its model hash when it was encoded or fitted on this machine, else the shipped "
+                        "model if the file was made with it, on any machine)")
     d.add_argument("--crf", type=crf, default=18, help="x264 CRF of the output video, 0-51 (default 18)")
     add_json(d, "decode statistics (frames, seconds, fps)")
     add_quiet(d)
@@ -156,6 +157,19 @@ def run_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shipped_if_it_made(model_hash: str) -> Path | None:
+    """The shipped model's folder if its hash is ``model_hash`` (its tables name it: no weights are loaded)."""
+    from imf.assets import shipped_model_path
+    from imf.codec.tables import load_tables
+    from imf.errors import CheckpointError
+
+    try:
+        shipped = shipped_model_path()
+        return shipped if load_tables(shipped).model_hash == model_hash else None
+    except CheckpointError:
+        return None
+
+
 def _resolve_checkpoint(args: argparse.Namespace, header) -> Path:
     from imf.codec.registry import find_checkpoint
     from imf.errors import CheckpointError
@@ -163,6 +177,8 @@ def _resolve_checkpoint(args: argparse.Namespace, header) -> Path:
     if args.ckpt:
         return Path(args.ckpt)
     found = find_checkpoint(header.model_hash)
+    if found is None:
+        found = _shipped_if_it_made(header.model_hash)
     if found is None:
         raise CheckpointError(f"{args.input} was encoded with model {header.model_hash[:16]}, which is not known "
                               f"on this machine; pass --ckpt DIR")
