@@ -9,7 +9,7 @@ Protocol: the variants are ``configs/ablation-{token}-{alignment}.yaml``: ``conf
 the model fields ``token_kind`` (implicit: the paper's latent token, d_m = 32; keypoints: 16 (x, y) keypoints,
 the same 32 numbers, Gaussian heatmaps) and ``alignment_kind`` (attention: the paper's IMF_A; flow: a
 predicted flow and occlusion mask, grid_sample warp). Each trains in-process with ``recipe.py``'s short run
-(fp32, seed 0, the config's batch, the corpus's training split and stills, the same pairs for every
+(fp32, or bf16 autocast with ``--precision bf16``; seed 0, the config's batch, the corpus's training split and stills, the same pairs for every
 variant) for ``--steps`` steps, or until ``--minutes`` of training loop if that comes first: the same data,
 steps, batch, seed and time budget for all four. The EMA generator (what a run exports) is scored with
 ``imf.eval.generalisation.evaluate_splits`` on ``--frames-per-clip`` evenly spaced frames of every clip of
@@ -145,7 +145,7 @@ def ordering(data: dict) -> list[str]:
     by_name = {v["name"]: v for v in data["variants"]}
     if set(by_name) != set(VARIANTS):
         return [f"Ordering: {len(by_name)} of {len(VARIANTS)} variants measured; the verdict needs all four."]
-    lines = []
+    lines, counts = [], {"best": 0, "worst": 0, "all": 0}
     for split in SPLITS:
         verdicts = []
         for metric in METRICS:
@@ -154,10 +154,23 @@ def ordering(data: dict) -> list[str]:
                 continue
             ranked = sorted(VARIANTS, key=lambda n: values[n] if LOWER_IS_BETTER[metric] else -values[n])
             best, worst = ranked[0] == "implicit-attention", ranked[-1] == "keypoints-flow"
+            counts["best"] += best
+            counts["worst"] += worst
+            counts["all"] += 1
             verdict = "holds" if best and worst else "partly holds" if best or worst else "does not hold"
             verdicts.append(f"{metric.upper()} {verdict} (best {ranked[0]}, worst {ranked[-1]})")
         lines.append(f"- {split}: " + "; ".join(verdicts) + ".")
-    return ["Does the paper's ordering hold (implicit + implicit best, explicit + explicit worst)?", ""] + lines
+    tally = (f"- In all: explicit + explicit is the worst on {counts['worst']} of {counts['all']} held-out metrics, "
+             f"implicit + implicit the best on {counts['best']} of {counts['all']}.")
+    budget = []
+    if "settings" in data and all("train_seconds" in v for v in data["variants"]):
+        seconds = [v["train_seconds"] for v in data["variants"]]
+        budget = [f"- Budget: the same {data['settings']['steps']} steps for every variant"
+                  + (f" (or {data['settings']['minutes']} min)" if data["settings"].get("minutes") else
+                     ", no time cap") + f"; their training took {min(seconds) / 60:.1f}-{max(seconds) / 60:.1f} min "
+                  "(the variants differ in cost per step, and the machine's load varied)."]
+    return (["Does the paper's ordering hold (implicit + implicit best, explicit + explicit worst)?", ""] + lines
+            + [tally, *budget])
 
 
 def fmt(v, spec: str) -> str:

@@ -270,6 +270,7 @@ def test_ablation_verdict_on_the_papers_ordering():
 
     text = "\n".join(bench.ordering(data(l1)))
     assert "L1 holds" in text and "PSNR holds" in text
+    assert "worst on 4 of 4 held-out metrics, implicit + implicit the best on 4 of 4" in text
     swapped = {**l1, "implicit-attention": 0.070, "keypoints-flow": 0.050}
     assert "L1 does not hold" in "\n".join(bench.ordering(data(swapped)))
     assert "needs all four" in bench.ordering(data({"implicit-flow": 0.05}))[0]
