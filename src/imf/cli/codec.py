@@ -7,8 +7,9 @@ import argparse
 import time
 from pathlib import Path
 
-from imf.cli.common import (add_ckpt, add_device, add_json, add_precision, add_quiet, crf, default_device, emit_json,
-                            int_in, number_in, positive_int, protect_inputs, quality_level)
+from imf.cli.common import (add_batch_size, add_ckpt, add_device, add_json, add_precision, add_quiet, crf,
+                            default_device, emit_json, int_in, number_in, positive_int, protect_inputs,
+                            quality_level)
 
 
 def _quality_list(text: str) -> list[int]:
@@ -108,7 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--max-frames", type=int, default=None, metavar="N", help="at most N frames per video")
     f.add_argument("--fraction", type=_fraction, default=(0.0, 1.0), metavar="START:STOP",
                    help="part of each video to use, e.g. 0:0.8 keeps the last 20%% held out (default 0:1)")
-    f.add_argument("--batch-size", type=positive_int, default=16, help="frames per forward pass (default 16)")
+    add_batch_size(f, 16)
     add_quiet(f)
     add_device(f)
     f.set_defaults(func=run_fit)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from imf.cli.common import add_device, add_quiet, default_device, positive_int, quality_level
+from imf.cli.common import add_batch_size, add_device, add_quiet, default_device, quality_level
 
 
 def _fraction_arg(text: str) -> float:
@@ -42,8 +42,7 @@ def add_parser(csub: argparse._SubParsersAction) -> None:
                    help=f"codec quality level whose quantization steps are trained for (default {DEFAULT_QUALITY})")
     p.add_argument("--max-steps", type=int, default=d.max_steps, metavar="N",
                    help=f"optimisation steps (default {d.max_steps})")
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size, metavar="B",
-                   help=f"pairs per step (default {d.batch_size})")
+    add_batch_size(p, d.batch_size, "pairs per training step")
     p.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate of E_T (default {d.lr:g})")
     p.add_argument("--no-perceptual", action="store_true",
                    help="drop the VGG perceptual term (about 10x faster on a CPU; L1 and rate only)")
