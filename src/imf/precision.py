@@ -1,4 +1,4 @@
-"""Which autocast dtype a run gets: fast bf16 on a CPU is detected, never assumed (docs/architecture.md, "Precision").
+"""Which autocast dtype a run gets: fast bf16 on a CPU is detected, never assumed (docs/architecture.md).
 
 bf16 is fast on a CPU only where it has AVX512-BF16 or AMX (2.4× fp32 matmul on a Xeon with AMX);
 elsewhere PyTorch emulates it and it is several times *slower* than fp32. ``cpu_has_fast_bf16`` reads the
