@@ -71,3 +71,29 @@ def test_training_ranges_are_checked_up_front(section, values, message):
 
 def test_an_empty_training_config_is_the_default_config():
     assert TrainConfig.from_dict({}) == TrainConfig()
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: DataConfig(size="64"), "data.size must be an integer"),
+    (lambda: DataConfig(hflip_prob=True), "data.hflip_prob must be a number"),
+    (lambda: DataConfig(hflip_prob=1.5), r"data.hflip_prob must be in \[0.0, 1.0\]"),
+    (lambda: DataConfig(stills=[]), "data.stills must be null or a non-empty list"),
+    (lambda: EditorConfig(d_m=32, cond_dim=1, condition_names=("yaw",), residual=1), "editor.residual must be true"),
+    (lambda: EditorConfig(d_m=0, cond_dim=1, condition_names=("yaw",)), "editor.d_m must be a positive integer"),
+    (lambda: EditorTrainConfig(betas=(0.9, 1.5)), r"editor training.betas must be two numbers in \[0, 1\)"),
+    (lambda: EditorTrainConfig(lr=float("nan")), "editor training.lr must be a finite number >= 0"),
+])
+def test_configs_built_in_python_are_checked_as_from_yaml(build, message):
+    """imf.strict.check_types and require run in __post_init__: a config built directly in Python gets the same
+    type and range checks as one read from YAML, with one message naming the field."""
+    with pytest.raises(ConfigError, match=message):
+        build()
+
+
+def test_python_construction_converts_like_yaml(tmp_path):
+    """Lists become the tuples the fields hold, ints become floats, a single stills folder (str or Path)
+    becomes a list, as from_mapping does."""
+    c = DataConfig(stills=tmp_path, stills_ratio=1 / 2, hflip_prob=1)
+    assert c.stills == [str(tmp_path)] and isinstance(c.hflip_prob, float)
+    e = EditorTrainConfig(betas=[0.5, 0.9], perceptual_scales=[1, 0.5])
+    assert e.betas == (0.5, 0.9) and e.perceptual_scales == (1.0, 0.5)

@@ -4,8 +4,9 @@
 editor training, editor): it rejects what is not a mapping, names unknown keys, checks each value against
 the field's type annotation (bool, int, float, str, Path, tuples, ``X | None``, nested dataclasses),
 converts YAML lists to the tuples the fields hold and ints to floats, and turns any remaining constructor
-error into a ``ConfigError`` naming ``where``. Ranges and cross-field rules stay in each class's
-``__post_init__``; this module knows only types.
+error into a ``ConfigError`` naming ``where``. ``check_types(self, section)`` applies the same type rules in a
+``__post_init__``, so that a config built directly in Python (``DataConfig(size="64")``) is checked as one read
+from YAML; ``require`` checks ranges from a table of rules. Cross-field rules stay in each class.
 """
 
 from __future__ import annotations
@@ -124,6 +125,20 @@ def from_mapping(cls, data: Any, where: str):
         raise  # already names its key
     except (TypeError, ValueError, OverflowError) as e:
         raise ConfigError(f"{where}: {e}") from None
+
+
+def check_types(obj: Any, section: str) -> None:
+    """Every field of the dataclass instance ``obj`` checked against its annotation as ``from_mapping`` does,
+    and converted in place (lists to tuples, ints to floats; also on frozen dataclasses). Nested dataclass
+    values check themselves. Messages name ``section.field``."""
+    hints = _hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            continue
+        checked = check_value(value, hints.get(f.name, Any), f"{section}.{f.name}")
+        if checked is not value:
+            object.__setattr__(obj, f.name, checked)
 
 
 def require(section: str, obj: Any, rules: dict[str, tuple[Any, str]]) -> None:

@@ -40,7 +40,7 @@ from imf.data.augment import augment_pair
 from imf.data.frame_cache import frame_cache
 from imf.data.video import VIDEO_EXTS, is_image_file
 from imf.errors import ConfigError, InputError
-from imf.strict import from_mapping
+from imf.strict import check_types, from_mapping, require
 from imf.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -87,50 +87,36 @@ class DataConfig:
     shard_window: int = 32
 
     def __post_init__(self) -> None:
-        for name in ("size", "min_distance", "shard_pairs_per_clip", "shard_window"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ConfigError(f"data.{name} must be an integer, got {value!r}")
-        if self.size < 8:
-            raise ConfigError(f"data.size must be at least 8, got {self.size}")
-        for name in ("shard_pairs_per_clip", "shard_window"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"data.{name} must be at least 1, got {getattr(self, name)}")
-        if self.min_distance < 0:
-            raise ConfigError(f"data.min_distance must be >= 0, got {self.min_distance}")
-        md = self.max_distance
-        if md is not None and (not isinstance(md, int) or isinstance(md, bool) or md < max(self.min_distance, 1)):
-            raise ConfigError(
-                f"data.max_distance must be null or an integer >= max(min_distance, 1), got {md!r}"
-            )
-        if self.split_by not in SPLIT_BY:
-            raise ConfigError(f"data.split_by must be one of {SPLIT_BY}, got {self.split_by!r}")
-        ranges = {"val_fraction": (0.0, 1.0, False), "hflip_prob": (0.0, 1.0, True),
-                  "brightness": (0.0, 1.0, False), "contrast": (0.0, 1.0, False), "saturation": (0.0, 1.0, True)}
-        for name, (lo, hi, hi_ok) in ranges.items():
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise ConfigError(f"data.{name} must be a number, got {value!r}")
-            if not (lo <= value <= hi if hi_ok else lo <= value < hi):
-                raise ConfigError(f"data.{name} must be in [{lo}, {hi}{']' if hi_ok else ')'}, got {value}")
         st = self.stills
-        if st is not None:
-            if isinstance(st, (str, os.PathLike)):
-                st = [st]
-            if not isinstance(st, (list, tuple)) or not st or not all(
-                    isinstance(x, (str, os.PathLike)) and str(x) for x in st):
-                raise ConfigError(f"data.stills must be null or a non-empty list of folders, got {self.stills!r}")
-            object.__setattr__(self, "stills", [str(x) for x in st])  # a list, as YAML writes it back
+        if isinstance(st, os.PathLike):
+            st = os.fspath(st)
+        elif isinstance(st, (list, tuple)):
+            st = [os.fspath(x) if isinstance(x, os.PathLike) else x for x in st]
+        object.__setattr__(self, "stills", st)
+        check_types(self, "data")
+        if isinstance(self.stills, str):
+            object.__setattr__(self, "stills", [self.stills])  # a list, as YAML writes it back
+        require("data", self, {
+            "size": (lambda v: v >= 8, "must be at least 8"),
+            "min_distance": (lambda v: v >= 0, "must be >= 0"),
+            "max_distance": (lambda v: v is None or v >= max(self.min_distance, 1),
+                             "must be null or an integer >= max(min_distance, 1)"),
+            "split_by": (lambda v: v in SPLIT_BY, f"must be one of {SPLIT_BY}"),
+            "val_fraction": (lambda v: 0 <= v < 1, "must be in [0.0, 1.0)"),
+            "hflip_prob": (lambda v: 0 <= v <= 1, "must be in [0.0, 1.0]"),
+            "brightness": (lambda v: 0 <= v < 1, "must be in [0.0, 1.0)"),
+            "contrast": (lambda v: 0 <= v < 1, "must be in [0.0, 1.0)"),
+            "saturation": (lambda v: 0 <= v <= 1, "must be in [0.0, 1.0]"),
+            "stills": (lambda v: v is None or (len(v) > 0 and all(v)), "must be null or a non-empty list of folders"),
+            "stills_warp": (lambda v: 0 <= v <= 3, "must be a number in [0, 3]"),
+            "shard_pairs_per_clip": (lambda v: v >= 1, "must be at least 1"),
+            "shard_window": (lambda v: v >= 1, "must be at least 1"),
+        })
         r = self.stills_ratio
-        if not isinstance(r, (int, float)) or isinstance(r, bool):
-            raise ConfigError(f"data.stills_ratio must be a number, got {r!r}")
         if self.stills is None and r != 0:
             raise ConfigError(f"data.stills_ratio is {r} but data.stills is not set: name the stills folder(s)")
         if self.stills is not None and not 0 < r < 1:
             raise ConfigError(f"data.stills_ratio must be in (0, 1) when data.stills is set, got {r}")
-        w = self.stills_warp
-        if not isinstance(w, (int, float)) or isinstance(w, bool) or not 0 <= w <= 3:
-            raise ConfigError(f"data.stills_warp must be a number in [0, 3], got {w!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataConfig:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from imf.errors import ConfigError
-from imf.strict import from_mapping
+from imf.strict import check_types, from_mapping, require
 
 CONDITION_SOURCES = ("landmarks", "file")
 
@@ -40,11 +40,10 @@ class EditorConfig:
     residual: bool = True
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "condition_names", tuple(self.condition_names))
-        for name in ("d_m", "cond_dim", "hidden", "layers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"editor {name} must be a positive integer, got {value!r}")
+        check_types(self, "editor")
+        at_least_1 = (lambda v: v >= 1, "must be a positive integer")
+        require("editor", self, {"d_m": at_least_1, "cond_dim": at_least_1, "hidden": at_least_1,
+                                 "layers": at_least_1})
         if len(self.condition_names) != self.cond_dim:
             raise ConfigError(f"editor cond_dim is {self.cond_dim} but {len(self.condition_names)} condition "
                               f"name(s) are given: {list(self.condition_names)}")
@@ -56,8 +55,6 @@ class EditorConfig:
         if self.condition_source not in CONDITION_SOURCES:
             raise ConfigError(f"editor condition_source must be one of {CONDITION_SOURCES}, "
                               f"got {self.condition_source!r}")
-        if not isinstance(self.residual, bool):
-            raise ConfigError(f"editor residual must be true or false, got {self.residual!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

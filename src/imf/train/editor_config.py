@@ -19,7 +19,7 @@ import yaml
 
 from imf.editing.measures import LANDMARK_MEASURES
 from imf.errors import ConfigError
-from imf.strict import from_mapping
+from imf.strict import check_types, finite_at_least, from_mapping, require
 
 
 @dataclass(frozen=True)
@@ -67,9 +67,7 @@ class EditorTrainConfig:
     keep_checkpoints: int = 3
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "conditions", tuple(self.conditions))
-        object.__setattr__(self, "betas", tuple(self.betas))
-        object.__setattr__(self, "perceptual_scales", tuple(self.perceptual_scales))
+        check_types(self, "editor training")
         if not self.conditions:
             raise ConfigError("editor training needs at least one condition name")
         if self.condition_source not in ("landmarks", "file"):
@@ -81,17 +79,18 @@ class EditorTrainConfig:
                                   f"use condition_source: file for your own conditions")
         if self.token_loss not in ("l1", "l2"):
             raise ConfigError(f"token_loss must be 'l1' or 'l2', got {self.token_loss!r}")
-        for name in ("token", "pixel", "perceptual", "lr", "weight_decay", "grad_clip"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        nonneg, at_least_1 = (finite_at_least(0.0), "must be a finite number >= 0"), (lambda v: v >= 1, "must be >= 1")
+        require("editor training", self, {
+            **{name: nonneg for name in ("token", "pixel", "perceptual", "lr", "weight_decay", "grad_clip")},
+            **{name: at_least_1 for name in ("analysis_size", "hidden", "layers", "batch_size", "log_every",
+                                             "val_every", "checkpoint_every", "keep_checkpoints")},
+            **{name: (lambda v: v >= 0, "must be >= 0") for name in ("max_steps", "num_workers", "val_batches")},
+            "betas": (lambda v: all(0 <= b < 1 for b in v), "must be two numbers in [0, 1)"),
+            "perceptual_scales": (lambda v: len(v) > 0 and all(0 < x <= 1 for x in v), "must be scales in (0, 1]"),
+            "val_fraction": (lambda v: 0 <= v < 1, "must be in [0.0, 1.0)"),
+        })
         if self.token + self.pixel + self.perceptual <= 0:
             raise ConfigError("at least one of the loss weights token, pixel, perceptual must be positive")
-        for name in ("analysis_size", "hidden", "layers", "batch_size", "log_every", "val_every",
-                     "checkpoint_every", "keep_checkpoints"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_steps < 0 or self.num_workers < 0 or self.val_batches < 0:
-            raise ConfigError("max_steps, num_workers and val_batches must be >= 0")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "EditorTrainConfig":
