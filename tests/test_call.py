@@ -315,3 +315,106 @@ def test_a_missing_source_is_a_one_line_error_before_any_connection(tmp_path, ca
     rc = main(["call", "send", str(tmp_path / "nope.mp4"), "--to", f"127.0.0.1:{_free_port()}", "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2 and "no such file" in err and len(err.strip().splitlines()) == 1
+
+
+def _get(url: str, timeout: float = 10.0) -> tuple[int, str, bytes]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.headers.get("Content-Type", ""), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, "", b""
+
+
+def test_a_call_watched_in_a_browser_shows_its_frames(clip, shipped, tmp_path, capsys):
+    """--preview's BrowserViewer as the receiver's on_frame: the page, the Motion-JPEG stream while the call
+    runs, and after it the latest frame, which is the call's last decoded frame (upscaled to 256 px)."""
+    import io
+    import urllib.request
+
+    from PIL import Image
+
+    from imf.call.viewer import BOUNDARY, BrowserViewer
+
+    model, tables = shipped
+    viewer = BrowserViewer("127.0.0.1", 0)
+    try:
+        assert _get(viewer.url + "frame.jpg")[0] == 503  # nothing decoded yet
+        status, kind, page = _get(viewer.url)
+        assert status == 200 and kind.startswith("text/html") and b'src="/stream"' in page
+        stream = urllib.request.urlopen(viewer.url + "stream", timeout=LIMIT)
+        assert stream.headers["Content-Type"] == f"multipart/x-mixed-replace; boundary={BOUNDARY}"
+        shown = {}
+
+        def on_frame(i, frame):
+            shown[i] = frame
+            viewer(i, frame)
+
+        receiver, result, thread = _receive_in_thread(model, tables, on_frame=on_frame)
+        rc = main(["call", "send", str(clip), "--to", f"127.0.0.1:{receiver.address[1]}", "--fast", "--quiet"])
+        got = _join(thread, result)
+        assert rc == 0 and got.complete and got.frames_decoded == N
+        first_part = stream.read(4096)  # at least one JPEG went out on the stream during the call
+        assert first_part.startswith(f"--{BOUNDARY}\r\nContent-Type: image/jpeg".encode()) and b"\xff\xd8" in first_part
+        stream.close()
+
+        status, kind, jpeg = _get(viewer.url + "frame.jpg")
+        assert status == 200 and kind == "image/jpeg"
+        img = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
+        assert img.shape == (256, 256, 3)
+        last = shown[N - 1].repeat(4, 0).repeat(4, 1).astype(float)
+        assert np.abs(img - last).mean() < 4.0  # JPEG at quality 90 of the last frame
+        assert _get(viewer.url + "nothing")[0] == 404
+    finally:
+        viewer.close()
+
+
+def test_receive_show_without_a_display_and_preview_options(tmp_path, capsys, monkeypatch):
+    """--show where there is no display: one line pointing to --preview, exit 2, before any model loads.
+    --preview serves while waiting and closes with the receiver (here: no call comes within --wait)."""
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert main(["call", "receive", "--listen", "127.0.0.1:0", "--show", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "needs a display" in err and "--preview" in err and len(err.splitlines()) == 1
+    assert main(["call", "receive", "--listen", "127.0.0.1:0", "--preview", "0", "--wait", "0.5", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "watch the call at http://127.0.0.1:" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as bad:
+        main(["call", "receive", "--listen", "127.0.0.1:0", "--preview", "x:y"])
+    assert bad.value.code == 2 and "argument --preview: expected a port number" in capsys.readouterr().err
+
+
+def test_receive_show_opens_a_window_on_a_display(monkeypatch):
+    """--show's WindowViewer on a virtual display (Xvfb, from Debian's xvfb; .ci/run installs it): each frame is
+    shown at 256 px in a Tk window, and closing it is clean."""
+    import shutil
+    import subprocess
+
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (Debian package xvfb): no display to open a window on")
+    from imf.call.viewer import WindowViewer
+
+    display = f":{90 + (int(time.time()) % 9)}"
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "640x480x24"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        monkeypatch.setenv("DISPLAY", display)
+        for _ in range(50):  # Xvfb takes a moment to accept connections
+            try:
+                viewer = WindowViewer()
+                break
+            except Exception:
+                time.sleep(0.1)
+        else:
+            pytest.fail("could not open a window on Xvfb")
+        for i in range(3):
+            viewer(i, np.full((64, 64, 3), 60 * i, np.uint8))
+        assert viewer._label.winfo_width() >= 256 and viewer._label.winfo_height() >= 256
+        viewer.close()
+        viewer(3, np.zeros((64, 64, 3), np.uint8))  # a frame after the window closed is ignored
+    finally:
+        xvfb.terminate()
+        xvfb.wait(timeout=10)

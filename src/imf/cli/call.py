@@ -36,6 +36,15 @@ def _listen(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(str(e).replace("HOST:PORT", "PORT or HOST:PORT")) from None
 
 
+def _preview(text: str) -> tuple[str, int]:
+    from imf.call.protocol import parse_hostport
+
+    try:
+        return parse_hostport(text, default_host="127.0.0.1")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).replace("HOST:PORT", "PORT or HOST:PORT")) from None
+
+
 _seconds = number_in(0, 86400, low_open=True)
 
 
@@ -86,6 +95,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="video of what was shown (mp4, mov or mkv); a frame the sender dropped repeats the last one")
     r.add_argument("--record", metavar="FILE.imf", default=None,
                    help="also write the stream received as an .imf file (`imf decode` reads it)")
+    r.add_argument("--show", action="store_true", help="show the call in a window as it is decoded (needs a display)")
+    r.add_argument("--preview", metavar="[HOST:]PORT", type=_preview, default=None,
+                   help="serve the call as it is decoded to a browser at http://HOST:PORT/ (Motion-JPEG; host "
+                        "default 127.0.0.1, this machine only; port 0: any free one); no display needed")
     add_ckpt(r, "model folder with fitted codec tables (the sender's model)")
     r.add_argument("--crf", type=crf, default=18, help="x264 CRF of the output video, 0-51 (default 18)")
     r.add_argument("--wait", type=_seconds, default=None, metavar="S",
@@ -157,12 +170,33 @@ def run_receive(args: argparse.Namespace) -> int:
     from imf.devices import model_device
     from imf.pipeline import resolve_precision
 
+    viewers = []  # opened before the model loads: a missing display is a one-line error before any work
+    if args.show:
+        from imf.call.viewer import WindowViewer
+
+        viewers.append(WindowViewer())
+    if args.preview:
+        from imf.call.viewer import BrowserViewer
+
+        viewers.append(BrowserViewer(*args.preview))
+        print(f"imf call receive: watch the call at {viewers[-1].url}", file=sys.stderr, flush=True)
+
+    def on_frame(index, frame):
+        for viewer in viewers:
+            viewer(index, frame)
+
     model = load_model(args.ckpt, map_location=default_device(args.device))
     precision = resolve_precision(args.precision, model_device(model))
-    receiver = CallReceiver(
-        model, tables=tables, listen=args.listen, output=args.output, record=args.record, crf=args.crf,
-        handshake_timeout=args.handshake_timeout, timeout=args.timeout, progress=not args.quiet, precision=precision,
-        log=lambda line: print(f"imf call receive: {line}", file=sys.stderr, flush=True))
+    try:
+        receiver = CallReceiver(
+            model, tables=tables, listen=args.listen, output=args.output, record=args.record, crf=args.crf,
+            handshake_timeout=args.handshake_timeout, timeout=args.timeout, progress=not args.quiet,
+            precision=precision, on_frame=on_frame if viewers else None,
+            log=lambda line: print(f"imf call receive: {line}", file=sys.stderr, flush=True))
+    except BaseException:
+        for viewer in viewers:
+            viewer.close()
+        raise
     host, port = receiver.address
     print(f"imf call receive: listening on {host}:{port}", file=sys.stderr, flush=True)
     try:
@@ -172,6 +206,8 @@ def run_receive(args: argparse.Namespace) -> int:
         return 1
     finally:
         receiver.close()
+        for viewer in viewers:
+            viewer.close()
     written = [p for p in (args.output, args.record) if p and stats.frames_decoded]
     if written:
         print(f"wrote {' and '.join(written)}: {stats.frames_decoded} frames decoded"
