@@ -10,13 +10,15 @@ each beside copy-the-reference and the mean training frame (protocol: ``imf.eval
 
 ``curve``: the EMA generator of each checkpoint ``RUN/checkpoints/step_*.pt``, scored cheaply (PSNR and L1)
 on ``--frames-per-clip`` evenly spaced frames of every clip of the splits heldout_frames and heldout_people
-(frame 0 is the reference; the same frames every time). The baselines are computed once and cached in
+(frame 0 is the reference; the same frames every time), and the shift test's ``followed`` on held-out
+people (see ``report``). The baselines are computed once and cached in
 ``learning_curve.json``; minutes are wall clock since the run started (the first tensorboard event file's
 time) to the checkpoint's modification time, so they include any pause before a resume. The JSON and
 ``learning_curve.png`` are rewritten after every checkpoint. Checkpoints deleted or unreadable when their turn
 comes are skipped (and tried again on the next round with --watch).
 
-``report``: every frame of both held-out splits with PSNR, L1, LPIPS (AlexNet) and output motion; dlib
+``report``: every frame of both held-out splits with PSNR, L1, LPIPS (AlexNet) and output motion; the shift test
+(held-out people's references moved by known pixels: does the output move with them?); dlib
 identity distances to the true frame on held-out people (every --identity-stride-th frame); the swap test
 (one clip per person, every ordered pair of people, a person's frames decoded with another's reference);
 the issue's goals, met or not. Writes ``learning_report.json`` and ``learning_frames.png`` (reference, true
@@ -41,7 +43,7 @@ from imf.bench.machine import machine_info
 from imf.data.video import to_uint8
 from imf.errors import CheckpointError
 from imf.eval.generalisation import (Clip, corpus_clips, corpus_mean_frame, evaluate_splits, evenly_spaced,
-                                     swap_test)
+                                     shift_test, swap_test)
 from imf.train.checkpointing import list_checkpoints, load_ema_generator
 
 SPLITS = ("heldout_frames", "heldout_people")
@@ -150,6 +152,7 @@ def curve(args) -> None:
             first = data["baselines"] is None
             mean = corpus_mean_frame(args.corpus, size, args.mean_frames) if first else None
             scores = pixel_scores(model, clips, mean)
+            followed = shift_test(model, clips["heldout_people"])["followed"] if clips["heldout_people"] else None
             if first:
                 data["baselines"] = {s: {m: scores[s][m] for m in ("copy", "mean_frame")} for s in SPLITS}
             for s in SPLITS:
@@ -157,14 +160,17 @@ def curve(args) -> None:
             start = run_start(run)
             minutes = round((mtime - start) / 60, 2) if start is not None else None
             data["curve"] = sorted([*data["curve"], {"step": step, "minutes": minutes, "checkpoint": ckpt.name,
-                                                     "splits": scores}], key=lambda p: p["step"])
+                                                     "splits": scores, "shift_followed": followed}],
+                                   key=lambda p: p["step"])
             data["machine"] = machine()
             write_json(path, data)
             plot_curve(data, out / "learning_curve.png")
             done.add(step)
             print(f"step {step} ({minutes} min): " + "; ".join(
                 f"{s} {scores[s]['model']['psnr']:.2f} dB (copy {scores[s]['copy']['psnr']:.2f}, "
-                f"mean {scores[s]['mean_frame']['psnr']:.2f})" for s in SPLITS), flush=True)
+                f"mean {scores[s]['mean_frame']['psnr']:.2f})" for s in SPLITS)
+                + ("" if followed is None else f"; shift test: output follows {followed:.2f} of the input's shift"),
+                flush=True)
         if not args.watch:
             break
         time.sleep(args.interval)
@@ -227,6 +233,12 @@ def summary_lines(result: dict) -> list[str]:
                      f"{fmt(s['to_reference']['distance'], '.3f')} (share < 0.6 "
                      f"{fmt(s['to_reference']['share_same'], '.2f')}), to A's frame "
                      f"{fmt(s['to_driving']['distance'], '.3f')}, A to B {fmt(s['between_people']['distance'], '.3f')}")
+    if result.get("shift_test"):
+        st = result["shift_test"]
+        lines.append(f"shift test (held-out people's references moved {'/'.join(map(str, st['shifts']))} px): the "
+                     f"output follows {st['followed']:.2f} of the input's shift (1 = all, 0 = a still copy); "
+                     + ", ".join(f"{k} px: model {v['model_psnr']:.2f} / copy {v['copy_psnr']:.2f} dB"
+                                 for k, v in st["per_shift"].items()))
     g = result["goals"]
     lines.append(f"goals: held-out people {g['heldout_people']['gain_over_copy_db']:+.2f} dB over copy (need "
                  f"+{GOAL_PEOPLE_DB}), identity share {fmt(g['heldout_people']['identity_share_under_0.6'], '.2f')}"
@@ -317,6 +329,7 @@ def report(args) -> None:
     pairs = [(i, j) for i in range(len(swap_clips)) for j in range(len(swap_clips)) if i != j]
     result["swap_test"] = (swap_test(model, swap_clips, identity, pairs=pairs, frames_per_pair=args.swap_frames)
                            if identity is not None and pairs else None)
+    result["shift_test"] = shift_test(model, clips["heldout_people"]) if clips["heldout_people"] else None
     result["goals"] = goals(result)
     result["table"] = lines = summary_lines(result)
     write_json(out / "learning_report.json", result)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from imf.eval.generalisation import (Clip, default_pairs, evaluate_clip, evaluate_splits, mean_training_frame,
-                                     swap_test)
+                                     shift_test, swap_test, translate)
 
 S = 64
 
@@ -97,6 +97,29 @@ def test_still_output_has_zero_motion_and_no_correlation():
     assert row["model"] == row["copy"]  # x̂_t = x_0 is the copy baseline
     moving = evaluate_clip(Echo(), clip, batch_size=3)["motion"]
     assert moving["ratio"] == pytest.approx(1.0) and moving["correlation"] == pytest.approx(1.0)
+
+
+def test_translate_moves_right_and_down():
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    right = translate(x, 1, 0)
+    assert torch.equal(right[..., 1:], x[..., :-1]) and torch.equal(right[..., 0], x[..., 0])  # edge repeated
+    down = translate(x, 0, 2)
+    assert torch.equal(down[..., 2:, :], x[..., :-2, :])
+
+
+def test_shift_test_tells_a_model_that_moves_from_one_that_stays():
+    """A model whose output is its input follows every shift (1.0, and 100 dB); one that returns its reference
+    (the copy baseline) follows none (0.0) and scores copy's PSNR."""
+    clips = [blob_clip("a", "p"), blob_clip("b", "q", seed=1)]
+    moving = shift_test(Echo(), clips, shifts=(2, 4, 8))
+    assert moving["followed"] == pytest.approx(1.0) and moving["clips"] == 2
+    assert all(v["followed"] == pytest.approx(1.0) for v in moving["per_shift"].values())
+    assert moving["per_shift"]["4"]["model_psnr"] == pytest.approx(100.0)
+    still = shift_test(Echo(still=True), clips, shifts=(2, 4, 8))
+    assert still["followed"] == 0.0
+    for v in still["per_shift"].values():
+        assert v["model_psnr"] == pytest.approx(v["copy_psnr"])
+    assert json.dumps(still, allow_nan=False) and json.dumps(moving, allow_nan=False)
 
 
 def test_lpips_is_reported_when_given(tiny_model):

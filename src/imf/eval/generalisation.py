@@ -29,6 +29,13 @@ Protocol of ``evaluate_splits`` (one call per split: held-out frames of training
 distances of x̂ to B's reference (it should look like B) and to A's true frame, and between A's frame and
 B's reference (how far apart the two people are to begin with).
 
+``shift_test``: the simplest motion there is. Each clip's reference x_0 is translated by a known number of
+pixels (``shifts``, right and down, edges replicated) and rebuilt from x_0 as reference; the output's shift is
+estimated as the integer translation (within ±``search`` px) of the model's rebuild of x_0 itself that best
+matches it (MSE over the centre, away from the replicated edges). ``followed`` = Σ estimated / Σ true shift:
+1 when the output moves with the input, 0 when it stays put (a copy of the reference scores 0). The PSNRs of
+model and copy against the shifted frame are given beside it.
+
 Every result is a plain dict of floats / ints / str / None (``json.dumps`` needs nothing more).
 """
 
@@ -344,3 +351,48 @@ def swap_test(model, clips: Sequence[Clip], identity: IdentityScorer, *, pairs: 
         pooled.merge(tally)
     summary = {m: _identity_summary(pooled, m) for m in ("to_reference", "to_driving", "between_people")}
     return {"pairs": rows, "summary": {"pairs": len(rows), **summary}}
+
+
+def translate(x: Tensor, dx: int, dy: int) -> Tensor:
+    """x (B, C, H, W) moved dx px right and dy px down; the uncovered edge repeats the nearest pixels."""
+    h, w = x.shape[-2:]
+    p = max(abs(dx), abs(dy))
+    padded = torch.nn.functional.pad(x, (p, p, p, p), mode="replicate")  # (B, C, H + 2p, W + 2p)
+    return padded[..., p - dy:p - dy + h, p - dx:p - dx + w]
+
+
+def _estimated_shift(moved: Tensor, still: Tensor, search: int, axis: str) -> int:
+    """The integer translation along ``axis`` ("x" or "y") of ``still`` (C, H, W) that best matches ``moved``."""
+    m = search
+    def err(s: int) -> float:
+        cand = translate(still[None], s, 0) if axis == "x" else translate(still[None], 0, s)
+        return float((cand[0] - moved)[:, m:-m, m:-m].pow(2).mean())
+    return min(range(-search, search + 1), key=err)
+
+
+@torch.inference_mode()
+def shift_test(model, clips: Sequence[Clip], *, shifts: Sequence[int] = (2, 4, 8), search: int = 12) -> dict:
+    """Known translations of each clip's reference, rebuilt from it (module docstring): {"followed",
+    "per_shift": {s: {"followed", "model_psnr", "copy_psnr"}}, "clips"}. Shifts must be < the side / 4."""
+    device = model_device(model)
+    per = {s: {"true": 0, "est": 0, "model_mse": [], "copy_mse": []} for s in shifts}
+    for clip in clips:
+        x0 = clip.frames[:1].to(device, torch.float32)  # (1, 3, S, S)
+        ref = model.prepare_reference(x0)
+        still = model.decode(model.encode_token(x0), ref).float().clamp(0, 1)[0]  # the model's own rebuild of x_0
+        for s in shifts:
+            for axis in ("x", "y"):
+                xc = translate(x0, s, 0) if axis == "x" else translate(x0, 0, s)
+                y = model.decode(model.encode_token(xc), ref).float().clamp(0, 1)
+                per[s]["true"] += s
+                per[s]["est"] += _estimated_shift(y[0], still, search, axis)
+                per[s]["model_mse"].append(float((y - xc).pow(2).mean()))
+                per[s]["copy_mse"].append(float((x0 - xc).pow(2).mean()))
+    def db(mses: list[float]) -> float:
+        return psnr_of_mse(max(float(np.mean(mses)), MSE_FLOOR))  # at most 100 dB, never inf
+
+    out = {str(s): {"followed": v["est"] / v["true"], "model_psnr": db(v["model_mse"]), "copy_psnr": db(v["copy_mse"])}
+           for s, v in per.items()}
+    total_true = sum(v["true"] for v in per.values())
+    return {"followed": sum(v["est"] for v in per.values()) / total_true, "per_shift": out, "clips": len(clips),
+            "shifts": list(shifts), "search": search}
