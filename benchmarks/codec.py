@@ -26,11 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    from imf.eval.metrics import psnr_uint8
-
-    return psnr_uint8(a, b)
+from imf.eval.metrics import psnr_uint8
 
 
 def _pick_qualities(available: tuple[int, ...], asked: list[int] | None) -> list[int]:
@@ -81,7 +77,7 @@ def run(args: argparse.Namespace) -> dict:
                 start = time.perf_counter()
                 decoded = list(decode_file(path, model, tables=tables, model_hash=identity))
                 decode_seconds = time.perf_counter() - start
-                psnrs = [_psnr(d, f) for d, f in zip(decoded, frames)]
+                psnrs = [psnr_uint8(d, f) for d, f in zip(decoded, frames)]
                 row = stats.to_dict()
                 row.update(decode_seconds=decode_seconds, decode_fps=len(decoded) / decode_seconds,
                            psnr_mean=float(np.mean([p for p in psnrs if np.isfinite(p)] or [float("inf")])),

@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from imf.eval.metrics import PSNR_MSE_FLOOR, psnr
+
 
 def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v.strip()]
@@ -55,8 +57,7 @@ def measure(model, tables, qualities: list[int], reference: np.ndarray, frames: 
 
     def scores(t: torch.Tensor) -> dict[str, float]:
         pred = torch.cat([model.decode(t[i:i + batch], ref) for i in range(0, len(t), batch)])
-        mse = (pred - target).pow(2).flatten(1).mean(1)
-        return {"psnr": float((10 * torch.log10(1 / mse.clamp_min(1e-10))).mean()),
+        return {"psnr": float(psnr(pred, target, PSNR_MSE_FLOOR).mean()),
                 "l1": float((pred - target).abs().mean())}
 
     out = {"unquantized": scores(tokens), "qualities": {}}
