@@ -75,6 +75,8 @@ def test_an_empty_training_config_is_the_default_config():
 
 @pytest.mark.parametrize("build, message", [
     (lambda: DataConfig(size="64"), "data.size must be an integer"),
+    (lambda: IMFConfig(resolution="64"), "model.resolution must be an integer"),
+    (lambda: IMFConfig(pos_embed_init_std="big"), "model.pos_embed_init_std must be a number"),
     (lambda: DataConfig(hflip_prob=True), "data.hflip_prob must be a number"),
     (lambda: DataConfig(hflip_prob=1.5), r"data.hflip_prob must be in \[0.0, 1.0\]"),
     (lambda: DataConfig(stills=[]), "data.stills must be null or a non-empty list"),
@@ -97,3 +99,5 @@ def test_python_construction_converts_like_yaml(tmp_path):
     assert c.stills == [str(tmp_path)] and isinstance(c.hflip_prob, float)
     e = EditorTrainConfig(betas=[0.5, 0.9], perceptual_scales=[1, 0.5])
     assert e.betas == (0.5, 0.9) and e.perceptual_scales == (1.0, 0.5)
+    m = IMFConfig(token_decoder_layers=[1, 2, 2, 2, 3], pos_embed_init_std=1)
+    assert m.token_decoder_layers == (1, 2, 2, 2, 3) and isinstance(m.pos_embed_init_std, float)

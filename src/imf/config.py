@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imf.errors import ConfigError
-from imf.strict import from_mapping
+from imf.strict import check_types, from_mapping
 
 PRESETS = ("paper-256", "small-128", "cpu-128", "tiny-64")
 TOKEN_KINDS = ("implicit", "keypoints")
@@ -25,10 +25,6 @@ LAYOUT_VERSION = 2
 separate P_q and P_k, E_T's ResBlocks ConvLayer-d twice, a 1×1 stem and no activations after the squeeze
 and in the MLP). 1 (imf 0.1): IMF_D with 16 StyledConvs, UpConvResBlocks with a 1×1 skip and no
 FeatResBlocks, one positional embedding shared by Q and K, E_T with a 3×3 stem and leaky ReLUs in its MLP."""
-
-
-def _tupleize(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
 
 
 MAX_RESOLUTION = 1024
@@ -138,8 +134,7 @@ class IMFConfig:
     discriminator_scales: int = 2
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            object.__setattr__(self, f.name, _tupleize(getattr(self, f.name)))
+        check_types(self, "model")  # lists -> tuples, ints -> floats, wrong types named (also when built in Python)
         self.validate()
 
     # ---- derived shapes -------------------------------------------------------------------------
