@@ -11,6 +11,7 @@ torch.set_num_threads(1)
 def _seed():
     torch.manual_seed(0)
     yield
+    torch.set_num_threads(1)  # a test that ran `imf bench --threads N` in-process must not change the next ones
 
 
 @pytest.fixture

@@ -176,13 +176,15 @@ def test_max_minutes_stops_with_a_checkpoint_and_the_model(tmp_path, clip, capsy
 def test_short_run_learns(tmp_path, clip):
     """A minute or two of CPU training (the paper's losses with the pretrained VGG, a higher learning rate
     than the paper's to be quick) halves the training loss on the moving-disc clip. The loss of one batch of 4 is
-    noisy (±10%), so the end is the mean of the last 20 steps; in fp32 the ratio is ~0.54 at 150 steps and ~0.44
-    at 250 on a 2-core AVX-512 CPU, so 250 steps leave a margin across CPUs."""
+    noisy (±10%), so the end is the mean of the last 20 steps, and how fast a run learns varies from run to run
+    (thread count, CPU kernels, what ran before in the process): on a 2-core AVX-512 CPU the ratio at 250 steps
+    was 0.26 alone with 1 thread, 0.44 with 2, and 0.505 inside the slow suite; CI's CPU reached 0.53 at 150
+    steps (last 5). Later the runs measured were at 0.23 at 400 steps (1 thread) and 0.40 at 300 (2 threads)."""
     config = TrainConfig.from_dict({
         "model": {"preset": "tiny-64"}, "data": {"split_by": "frames", "val_fraction": 0.25, "hflip_prob": 0.0},
         "loss": {"gan_start_step": 1000, "perceptual_scales": [1.0, 0.5]},
         "optim": {"lr": 1e-3, "warmup_steps": 5},
-        "run": {"batch_size": 4, "max_steps": 250, "num_workers": 0, "val_every": 1000, "image_every": 1000,
+        "run": {"batch_size": 4, "max_steps": 400, "num_workers": 0, "val_every": 1000, "image_every": 1000,
                 "checkpoint_every": 1000, "log_every": 10,
                 "precision": "fp32"}})  # the reference path: the same numbers on every CPU (auto is bf16 on AMX)
     trainer = Trainer(config, [str(clip)], tmp_path / "run", progress=False)
