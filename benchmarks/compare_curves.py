@@ -1,5 +1,6 @@
 """Held-out learning curves of several training runs on one plot (the ``learning_curve.json`` files that
-``benchmarks/learning.py curve`` writes), with the copy and mean-frame baselines, and a table at equal steps.
+``benchmarks/learning.py curve`` writes), with the copy and mean-frame baselines, and a table by step ("-" where
+a run has no checkpoint; the shift test's ``followed`` where it was measured).
 
     python benchmarks/compare_curves.py benchmarks/results/learning_corpus_v2 benchmarks/results/learning_corpus_pos1 \\
         --labels "v2 (P std 1.5)" "P std 1.0" --out benchmarks/results/recipe_curves.png
@@ -19,13 +20,16 @@ def load(folder: str) -> dict:
 
 
 def table(curves: list[dict], labels: list[str]) -> list[str]:
-    steps = sorted(set.intersection(*({p["step"] for p in c["curve"]} for c in curves)))
+    steps = sorted(set.union(*({p["step"] for p in c["curve"]} for c in curves)))
     head = "| step | " + " | ".join(f"{l}: frames / people (dB)" for l in labels) + " |"
     lines = [head, "|" + "---|" * (len(labels) + 1)]
     for step in steps:
         cells = []
         for c in curves:
-            p = next(p for p in c["curve"] if p["step"] == step)
+            p = next((p for p in c["curve"] if p["step"] == step), None)
+            if p is None:
+                cells.append("-")
+                continue
             cells.append(" / ".join(f"{p['splits'][s]['model']['psnr']:.2f}" for s in SPLITS)
                          + ("" if p.get("shift_followed") is None else f" (shift {p['shift_followed']:.2f})"))
         lines.append(f"| {step} | " + " | ".join(cells) + " |")
