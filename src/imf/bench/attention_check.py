@@ -13,12 +13,14 @@ from collections.abc import Callable
 
 from torch.profiler import ProfilerActivity, profile
 
+from imf.bench.profile import native_output_filtered
+
 MATH_FALLBACK = "aten::_scaled_dot_product_attention_math"
 
 
 def sdpa_kernels(fn: Callable[[], object]) -> dict[str, int]:
     """Run ``fn`` once under the profiler; calls per SDPA backend op (the dispatcher entry excluded)."""
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with native_output_filtered(), profile(activities=[ProfilerActivity.CPU]) as prof:
         fn()
     counts = Counter(e.name for e in prof.events()
                      if "scaled_dot_product" in e.name and e.name != "aten::scaled_dot_product_attention")

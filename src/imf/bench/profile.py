@@ -10,12 +10,12 @@ from collections.abc import Callable, Iterator
 
 from torch.profiler import ProfilerActivity, profile
 
-PROFILER_CHATTER = ("STAGE:", "ActivityProfilerController", "Profiler", "kineto")
+PROFILER_CHATTER = ("STAGE:", "ActivityProfilerController", "Profiler", "kineto", "USDT:")
 """Lines the native profiler writes to stdout/stderr on its own (not ours to print)."""
 
 
 @contextlib.contextmanager
-def _native_output_filtered() -> Iterator[None]:
+def native_output_filtered() -> Iterator[None]:
     """Capture what C++ writes to file descriptors 1 and 2 (Python's redirect cannot see it) and pass on
     every line except the profiler's own chatter, so `imf bench` prints only its table."""
     saved, captured = [], []
@@ -48,7 +48,7 @@ def _native_output_filtered() -> Iterator[None]:
 
 def top_ops(fn: Callable[[], object], rows: int = 12) -> list[dict]:
     """Run ``fn`` once under the profiler; the ``rows`` operators with the most self CPU time."""
-    with _native_output_filtered(), profile(activities=[ProfilerActivity.CPU]) as prof:
+    with native_output_filtered(), profile(activities=[ProfilerActivity.CPU]) as prof:
         fn()
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events) or 1.0
