@@ -54,7 +54,8 @@ class BrowserViewer:
     """Serve the decoded frames on http://HOST:PORT/ (port 0: any free port, see ``url``) until ``close``."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._jpeg: bytes | None = None
+        self._frame: np.ndarray | None = None  # the latest frame; JPEG-encoded only when a browser asks
+        self._jpeg: tuple[int, bytes] | None = None  # (index, bytes) of the last encoding
         self._index = -1
         self._changed = threading.Condition()
         self._closed = False
@@ -71,7 +72,7 @@ class BrowserViewer:
                     self.wfile.write(body)
                 elif self.path == "/frame.jpg":
                     with viewer._changed:
-                        jpeg = viewer._jpeg
+                        jpeg = viewer._latest_jpeg()
                     if jpeg is None:
                         self._head(503, "text/plain", 0)
                         return
@@ -99,7 +100,7 @@ class BrowserViewer:
                             viewer._changed.wait_for(lambda: viewer._closed or viewer._index != seen, timeout=1.0)
                             if viewer._closed:
                                 return
-                            jpeg, seen = viewer._jpeg, viewer._index
+                            jpeg, seen = viewer._latest_jpeg(), viewer._index
                         if jpeg is None:
                             continue
                         self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
@@ -121,10 +122,18 @@ class BrowserViewer:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}/"
 
+    def _latest_jpeg(self) -> bytes | None:
+        """The latest frame as JPEG, encoded once per frame however many browsers watch (lock held)."""
+        if self._frame is None:
+            return None
+        if self._jpeg is None or self._jpeg[0] != self._index:
+            self._jpeg = (self._index, _jpeg(self._frame))
+        return self._jpeg[1]
+
     def __call__(self, index: int, frame: np.ndarray) -> None:
-        jpeg = _jpeg(frame)
+        # the receiver's thread only hands the frame over: with no browser watching, nothing is encoded
         with self._changed:
-            self._jpeg, self._index = jpeg, index
+            self._frame, self._index = frame, index
             self._changed.notify_all()
 
     def close(self) -> None:

@@ -35,7 +35,8 @@ def _csv_ints(text: str, name: str) -> tuple[int, ...]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--presets", default="tiny-64,small-128,paper-256",
-                   help=f"comma-separated presets to measure ({', '.join(PRESETS)}; default: tiny-64,small-128,paper-256)")
+                   help=f"comma-separated presets to measure ({', '.join(PRESETS)}; "
+                        "default: tiny-64,small-128,paper-256)")
     p.add_argument("--batches", default="1,8", help="comma-separated decode batch sizes (default: 1,8)")
     add_device(p)
     add_precision(p, "fp32")  # of the model's calls; the peak is measured in the same dtype
