@@ -98,19 +98,19 @@ def codec(model, tables, clip: Path, n: int, quality_level: int) -> dict:
                       scene_cut_threshold=None, progress=False)
         seen: dict[str, list[np.ndarray]] = {}
         decoded: dict[str, np.ndarray] = {}
-        original = codec_decoder.reconstruct_frame
+        original = codec_decoder.reconstruct_frames
         try:
             for p in ("fp32", "bf16"):
                 seen[p] = []
 
                 def spy(pipe, tc, symbols, reference, p=p):
-                    seen[p].append(symbols.copy())
+                    seen[p].extend(np.array(symbols, copy=True))  # (n, d): one row per frame
                     return original(pipe, tc, symbols, reference)
 
-                codec_decoder.reconstruct_frame = spy
+                codec_decoder.reconstruct_frames = spy
                 decoded[p] = np.stack(list(decode_file(path, model, tables=tables, precision=p)))
         finally:
-            codec_decoder.reconstruct_frame = original
+            codec_decoder.reconstruct_frames = original
     same = len(seen["fp32"]) == len(seen["bf16"]) and all(np.array_equal(a, b) for a, b in zip(seen["fp32"],
                                                                                                 seen["bf16"]))
     psnr = {p: float(np.mean([psnr_uint8(d, f) for d, f in zip(decoded[p][1:], frames[1:])])) for p in decoded}

@@ -113,13 +113,16 @@ def test_loopback_call_gives_the_frames_of_encode_and_decode(clip, shipped, stre
     assert rc == 0, capsys.readouterr().err
     assert got.complete and got.error is None and got.frames_decoded == N and got.frames_dropped == 0
 
-    # the same frames as `imf encode` (8 frames per packet) + `imf decode`
+    # the same frames as `imf encode` + `imf decode` of one frame per packet (a call's packets), bit for bit,
+    # and as those of the default 8 frames per packet, which the decoder synthesises 8 at a time: a float can
+    # differ by ~1e-7 between batch sizes, so a pixel by at most one level
     ref = tmp_path / "ref.imf"
     encoded = encode_video(model, clip, ref, tables=tables, progress=False)
-    expected = list(decode_file(ref, model, tables=tables))
     assert sorted(shown) == list(range(N))
-    for i, frame in enumerate(expected):
+    for i, frame in enumerate(decode_file(stream, model, tables=tables)):
         assert np.array_equal(shown[i], frame), f"frame {i} differs"
+    for i, frame in enumerate(decode_file(ref, model, tables=tables)):
+        assert np.abs(shown[i].astype(int) - frame).max() <= 1, f"frame {i} differs"
     assert encoded.keyframe_indices == [0, CUT] and got.keyframes == 2  # the cut made a keyframe on the call too
     # the recorded call is the .imf file of one frame per packet, byte for byte
     assert rec.read_bytes() == stream.read_bytes()

@@ -60,6 +60,49 @@ def test_spliced_clip_decodes_to_the_encoders_reconstruction(setup, tmp_path):
     assert d["kbps_total"] == pytest.approx(8 * stats.total_bytes / (8 / 25) / 1000)
 
 
+def test_long_packets_are_synthesised_in_chunks_on_both_sides(setup, tmp_path):
+    """A packet of 11 frames goes through the model in chunks of 8 and 3, in the encoder's closed loop and in
+    the decoder alike: the frames match bit for bit, come out in order, and the per-frame keyframe test
+    (min_quality_psnr, each frame synthesised alone) does not change what on_frame receives."""
+    from imf.codec.decoder import SYNTHESIS_BATCH
+
+    model, tables, a, _ = setup
+    clip = a[:12]
+    assert 11 > SYNTHESIS_BATCH
+    for floor in (None, 1.0):  # 1 dB: a test every frame passes
+        recon, order = {}, []
+        out = tmp_path / f"long{floor}.imf"
+        stats = encode_frames(model, clip, out, fps=25, tables=tables, quality=8, packet_frames=11,
+                              scene_cut_threshold=None, min_quality_psnr=floor, progress=False,
+                              on_frame=lambda i, f: (recon.__setitem__(i, f), order.append(i)))
+        assert stats.keyframe_indices == [0] and stats.num_packets == 1
+        assert order == list(range(12))
+        frames = list(decode_file(out, model, tables=tables))
+        assert len(frames) == 12
+        for i, frame in enumerate(frames):
+            assert np.array_equal(frame, recon[i]), f"frame {i} differs"
+
+
+def test_given_tokens_give_the_same_file(setup, tmp_path):
+    """imf rd runs E_T once for all qualities (frame_tokens): the files are those E_T frame by frame makes."""
+    from imf.codec.encoder import frame_tokens
+    from imf.errors import InputError
+
+    model, tables, a, b = setup
+    clip = np.concatenate([a[:5], b[:4]])
+    tokens = frame_tokens(model, clip)
+    assert tokens.shape == (9, model.config.d_m)
+    for q in (3, 8):
+        plain, given = tmp_path / f"plain{q}.imf", tmp_path / f"given{q}.imf"
+        encode_frames(model, clip, plain, fps=25, tables=tables, quality=q, progress=False)
+        encode_frames(model, clip, given, fps=25, tables=tables, quality=q, progress=False, tokens=tokens)
+        assert given.read_bytes() == plain.read_bytes()
+    with pytest.raises(InputError, match="frame 4: no token"):
+        encode_frames(model, clip, tmp_path / "short.imf", fps=25, tables=tables, quality=3, progress=False,
+                      tokens=tokens[:4])
+    assert not (tmp_path / "short.imf").exists()
+
+
 def test_static_mode_interval_and_psnr_keyframes(setup, tmp_path):
     model, tables, a, _ = setup
     clip = a[:5]

@@ -116,14 +116,14 @@ def test_decoder_precision_leaves_the_symbols_alone(shipped, tmp_path, monkeypat
     encode_frames(model, frames, out, fps=25, tables=tables, quality=6, packet_frames=4, progress=False,
                   on_frame=lambda i, f: closed_loop.__setitem__(i, f))
     seen: dict[str, list[np.ndarray]] = {"fp32": [], "bf16": []}
-    reconstruct = codec_decoder.reconstruct_frame
+    reconstruct = codec_decoder.reconstruct_frames
     decoded = {}
     for p in ("fp32", "bf16"):
-        def spy(pipe, codec, symbols, reference, p=p):
+        def spy(pipe, codec, symbols, reference, p=p):  # symbols (n, d): one packet
             assert pipe.precision == p
-            seen[p].append(symbols.copy())
+            seen[p].extend(np.array(symbols, copy=True))
             return reconstruct(pipe, codec, symbols, reference)
-        monkeypatch.setattr(codec_decoder, "reconstruct_frame", spy)
+        monkeypatch.setattr(codec_decoder, "reconstruct_frames", spy)
         decoded[p] = np.stack(list(decode_file(out, model, tables=tables, precision=p)))
     assert len(seen["fp32"]) == 9  # one keyframe, then nine token frames
     for a, b in zip(seen["fp32"], seen["bf16"]):

@@ -13,7 +13,8 @@ Per source frame, in order (docs/call.md):
    coded, so the temporal entropy model of both sides stays in step: each token is decoded on its own given
    the reference (``imf.codec.decoder.reconstruct_frame``), and the receiver's codec only ever sees the
    packets that were sent. Keyframes are never dropped: they wait for room. With ``realtime=False`` token
-   frames wait too (no drops), so the call gives exactly the frames of ``imf encode`` + ``imf decode``.
+   frames wait too (no drops), so the call gives exactly the frames of ``imf encode --packet-frames 1`` +
+   ``imf decode``.
    The send queue therefore never holds more than ``window`` frames (+ END).
 4. the frame goes out as a FRAME message (:mod:`imf.call.protocol`): its index, its capture time, one .imf
    record (one frame per record: nothing waits for a packet to fill).

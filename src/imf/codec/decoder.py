@@ -8,8 +8,12 @@ Two stages:
   becomes the reference; a token frame is ``D(dequantize(symbols), reference)``. Frames come out as
   soon as their record is read, long before the end of the file.
 
-The encoder reconstructs frames with the same function (:func:`reconstruct_frame`), one frame per
-call (batch 1), so the decoder's frames equal the encoder's own reconstruction exactly in fp32.
+Frame synthesis is batched per token packet: a packet's frames go through the model in chunks of up to
+``SYNTHESIS_BATCH`` (:func:`reconstruct_frames`), at model speed (one frame per call is 2-3x slower for
+small models on CPU). The encoder's closed loop reconstructs each packet with the same function and the
+same chunks, so the decoder's frames equal the encoder's own reconstruction exactly in fp32. (A float
+result can depend on the batch it was computed in, by ~1e-7: the same frames synthesised in other chunks
+may differ by one uint8 level in a few pixels, never more.)
 
 Precision (docs/imf-format.md, "Precision"): entropy decoding is integer arithmetic on integer CDF
 tables, and the temporal model's context is the previous frame's *symbols*, never a reconstructed frame:
@@ -41,19 +45,29 @@ def read_header(path: str | os.PathLike) -> ImfHeader:
         return BitstreamReader(f, name=str(path)).header
 
 
+SYNTHESIS_BATCH = 8  # frames of one packet per model call, on both sides of the codec
+
+
 def codec_pipeline(model, precision: str = "fp32") -> Pipeline:
-    """The inference core the codec runs the model through: the model's own device, one frame at a time.
-    The encoder's closed loop always uses fp32 (its token extraction decides the symbols, see the module
-    docstring); the decoder may ask for another ``precision`` (``imf.pipeline.resolve_precision``)."""
-    return Pipeline(model, device=model_device(model), precision=precision, batch_size=1)
+    """The inference core the codec runs the model through: the model's own device, ``SYNTHESIS_BATCH``
+    frames per call. The encoder's closed loop always uses fp32 (its token extraction decides the symbols, see
+    the module docstring); the decoder may ask for another ``precision`` (``imf.pipeline.resolve_precision``)."""
+    return Pipeline(model, device=model_device(model), precision=precision, batch_size=SYNTHESIS_BATCH)
+
+
+def reconstruct_frames(pipe: Pipeline, codec: TokenCodec, symbols: np.ndarray, reference) -> np.ndarray:
+    """Decoder-side frames of one token packet: symbols (n, d) int -> uint8 (n, S, S, 3), synthesised in
+    chunks of ``pipe.batch_size`` (``SYNTHESIS_BATCH`` in the codec) frames."""
+    from imf.data.video import to_uint8
+
+    tokens = codec.dequantize(np.asarray(symbols).reshape(len(symbols), -1))  # (n, d)
+    return to_uint8(pipe.decode_tokens(tokens, reference))
 
 
 def reconstruct_frame(pipe: Pipeline, codec: TokenCodec, symbols: np.ndarray, reference) -> np.ndarray:
-    """Decoder-side frame of one token: symbols (d,) int -> uint8 (S, S, 3)."""
-    from imf.data.video import to_uint8
-
-    token = codec.dequantize(symbols[None])  # (1, d)
-    return to_uint8(pipe.decode_tokens(token, reference))[0]
+    """Decoder-side frame of one token (a packet of one frame, as a call sends): symbols (d,) int ->
+    uint8 (S, S, 3)."""
+    return reconstruct_frames(pipe, codec, np.asarray(symbols)[None], reference)[0]
 
 
 def check_tables(header: ImfHeader, tables: CodecTables, name: str) -> None:
@@ -82,6 +96,16 @@ def check_model(header: ImfHeader, model, name: str, model_hash: str | None = No
 
 def iter_units(f: BinaryIO, *, tables: CodecTables, name: str = "input") -> Iterator[tuple[str, np.ndarray]]:
     """Parse and entropy-decode a stream: ("keyframe", image) or ("tokens", symbols) per frame."""
+    for kind, unit in iter_records(f, tables=tables, name=name):
+        if kind == "keyframe":
+            yield kind, unit
+        else:
+            yield from (("tokens", row) for row in unit)
+
+
+def iter_records(f: BinaryIO, *, tables: CodecTables, name: str = "input") -> Iterator[tuple[str, np.ndarray]]:
+    """Parse and entropy-decode a stream record by record: ("keyframe", image uint8 (H, W, 3)) or
+    ("tokens", symbols (n, d) int64 of one packet's n frames), validated as :func:`iter_units` says."""
     reader = BitstreamReader(f, name)
     header = reader.header
     check_tables(header, tables, name)
@@ -94,17 +118,18 @@ def iter_units(f: BinaryIO, *, tables: CodecTables, name: str = "input") -> Iter
                                     width=header.width, height=header.height)
             codec.reset()
             have_reference = True
-            units = [("keyframe", image)]
+            unit, frames = ("keyframe", image), 1
         elif record.kind == TOKENS:
             if not have_reference:
                 raise BitstreamError(f"{name}: token packet at byte {record.offset} before any keyframe")
-            units = [("tokens", row) for row in codec.decode_symbols(record.payload)]
+            symbols = codec.decode_symbols(record.payload)  # (n, d)
+            unit, frames = ("tokens", symbols), len(symbols)
         else:  # pragma: no cover - the reader yields only these two kinds
             raise BitstreamError(f"{name}: unexpected record type {record.kind}")
-        count += len(units)
+        count += frames
         if count > header.frame_count:
             raise BitstreamError(f"{name}: more frames than the {header.frame_count} the header announces")
-        yield from units
+        yield unit
     if not (count == header.frame_count == reader.end_frame_count):
         raise BitstreamError(f"{name}: holds {count} frames, its header says {header.frame_count} "
                              f"and its end record {reader.end_frame_count}")
@@ -112,7 +137,7 @@ def iter_units(f: BinaryIO, *, tables: CodecTables, name: str = "input") -> Iter
 
 def decode_file(path: str | os.PathLike, model, *, tables: CodecTables | None,
                 model_hash: str | None = None, precision: str = "fp32") -> Iterator[np.ndarray]:
-    """Decoded frames of an .imf file, uint8 (H, W, 3), one at a time as the file is read.
+    """Decoded frames of an .imf file, uint8 (H, W, 3), packet by packet as the file is read.
 
     BitstreamError if the file is not a valid .imf file, was made by another model (naming both
     hashes) or with other entropy tables. ``tables``: the codec tables stored with the model
@@ -132,10 +157,10 @@ def decode_file(path: str | os.PathLike, model, *, tables: CodecTables | None,
         codec = TokenCodec(tables, header.quality, header.entropy) if header.quality in tables.levels else None
         pipe = codec_pipeline(model, precision)  # frame synthesis only: iter_units never sees its output
         reference = None
-        for kind, unit in iter_units(f, tables=tables, name=name):
+        for kind, unit in iter_records(f, tables=tables, name=name):
             if kind == "keyframe":
                 reference = pipe.prepare_reference(unit)
                 yield unit
             else:
-                assert codec is not None  # iter_units checked the quality
-                yield reconstruct_frame(pipe, codec, unit, reference)
+                assert codec is not None  # iter_records checked the quality
+                yield from reconstruct_frames(pipe, codec, unit, reference)

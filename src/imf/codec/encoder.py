@@ -1,7 +1,8 @@
 """Encoding a video into an .imf file, closed loop.
 
 The encoder runs the decoder on itself: a keyframe's reference is the *decoded* intra image, and each
-token frame is reconstructed exactly as the decoder will (:func:`imf.codec.decoder.reconstruct_frame`).
+token packet is reconstructed exactly as the decoder will (:func:`imf.codec.decoder.reconstruct_frames`,
+the same chunks of the same packet), so ``on_frame`` receives the decoder's frames bit for bit in fp32.
 A new keyframe is sent
 - for the first frame,
 - at a scene cut (colour-histogram jump between consecutive source frames, :mod:`imf.codec.scenecut`),
@@ -9,7 +10,9 @@ A new keyframe is sent
 - when ``max_keyframe_interval`` frames have passed since the last keyframe (if set).
 A keyframe frame is shown as its decoded intra image; every other frame costs one quantized token.
 Tokens are grouped into packets of up to ``packet_frames`` frames (a packet never spans a keyframe).
-The model is put in eval mode. Frames are processed one at a time (bounded memory).
+The model is put in eval mode. E_T runs one frame at a time; the closed-loop reconstruction runs once a
+packet is complete, so ``on_frame`` is called in frame order up to ``packet_frames`` frames late (bounded
+memory). With ``min_quality_psnr`` every token frame is also synthesised alone first, for its test.
 The closed-loop reconstructions also feed the out-of-domain check (``EncodeStats.copy_check``): their PSNR
 beside copying the decoded keyframe, over every frame reconstructed from a token (``imf.eval.domain``).
 """
@@ -23,9 +26,10 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
+import torch
 
 from imf.codec.bitstream import KEYFRAME, TOKENS, BitstreamWriter, ImfHeader
-from imf.codec.decoder import codec_pipeline, reconstruct_frame
+from imf.codec.decoder import codec_pipeline, reconstruct_frame, reconstruct_frames
 from imf.codec.keyframe import (DEFAULT_KEYFRAME_CODEC, DEFAULT_KEYFRAME_QUALITY, KEYFRAME_CODECS, decode_keyframe,
                                 encode_keyframe, keyframe_codec_available)
 from imf.codec.packets import ENTROPY_MODES, MAX_PACKET_FRAMES
@@ -90,11 +94,14 @@ def encode_frames(
     total: int | None = None,
     progress: bool = True,
     on_frame: FrameCallback | None = None,
+    tokens: Iterable | None = None,
 ) -> EncodeStats:
     """Encode uint8 frames (S, S, 3) (S = model.config.resolution) into ``out_path``; see the module doc.
 
     The file is written under a temporary name and renamed when complete. ``on_frame(i, frame)``
     receives each decoder-side frame (uint8 (S, S, 3)). ``total``: frame count for the progress bar.
+    ``tokens``: E_T's token (d_m,) of each frame if already computed, one per frame, as
+    :func:`frame_tokens` gives them (``imf rd`` codes one clip at several qualities: E_T runs once).
     """
     from imf.checkpoint import model_hash
 
@@ -116,7 +123,7 @@ def encode_frames(
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.partial")
-    pending: list[np.ndarray] = []
+    pending: list[tuple[int, np.ndarray, np.ndarray]] = []  # (index, source frame, symbols (d,)) of the packet
     keyframes: list[int] = []
     estimate = 0.0
     packets = 0
@@ -126,30 +133,42 @@ def encode_frames(
     try:
         with open(tmp, "wb") as f, progress_bar(total=total, unit="frame", desc="encode", enabled=progress) as bar:
             writer = BitstreamWriter(f, header)
+            reference = ref_image = None  # the decoded keyframe: its ReferenceState and its uint8 (S, S, 3)
 
             def flush() -> None:
+                """Write the pending packet and hand its frames, as the decoder will make them, on."""
                 nonlocal estimate, packets
-                if pending:
-                    payload, bits = codec.encode_symbols(np.stack(pending))  # (n, d)
-                    writer.write_record(TOKENS, payload)
-                    estimate += bits
-                    packets += 1
-                    pending.clear()
+                if not pending:
+                    return
+                symbols = np.stack([s for _, _, s in pending])  # (n, d)
+                payload, bits = codec.encode_symbols(symbols)
+                writer.write_record(TOKENS, payload)
+                estimate += bits
+                packets += 1
+                recon = reconstruct_frames(pipe, codec, symbols, reference)  # (n, S, S, 3)
+                for (i, frame, _), out in zip(pending, recon):
+                    copy_check.add(frame, out, ref_image)  # only frames that go out as tokens: a keyframe is no test
+                    if on_frame is not None:
+                        on_frame(i, out)
+                pending.clear()
 
-            reference = ref_image = None  # the decoded keyframe: its ReferenceState and its uint8 (S, S, 3)
+            given = iter(tokens) if tokens is not None else None
             for i, frame in enumerate(frames):
                 if not (isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.shape == (size, size, 3)):
                     raise InputError(f"frame {i}: expected uint8 ({size}, {size}, 3), got "
                                      f"{getattr(frame, 'dtype', type(frame))} {getattr(frame, 'shape', '')}")
+                token = next(given, None) if given is not None else None
+                if given is not None and token is None:
+                    raise InputError(f"frame {i}: no token given for it (fewer tokens than frames)")
                 cut = detector.is_cut(frame)
                 key = (reference is None or cut
                        or (max_keyframe_interval is not None and i - keyframes[-1] >= max_keyframe_interval))
                 if not key:
-                    symbols = codec.quantize(pipe.encode_tokens([frame]))[0]  # (d,)
-                    recon = reconstruct_frame(pipe, codec, symbols, reference)
-                    key = min_quality_psnr is not None and psnr_uint8(recon, frame) < min_quality_psnr
-                    if not key:  # only frames that go out as tokens: a keyframe is no test of the model
-                        copy_check.add(frame, recon, ref_image)
+                    t = pipe.encode_tokens([frame]) if token is None else torch.as_tensor(token).reshape(1, -1)
+                    symbols = codec.quantize(t)[0]  # (d,)
+                    if min_quality_psnr is not None:  # this frame's own test: synthesised alone
+                        alone = reconstruct_frame(pipe, codec, symbols, reference)
+                        key = psnr_uint8(alone, frame) < min_quality_psnr
                 if key:
                     flush()
                     data = encode_keyframe(frame, codec=keyframe_codec, quality=keyframe_quality)
@@ -158,12 +177,12 @@ def encode_frames(
                     reference, ref_image = pipe.prepare_reference(recon), recon
                     codec.reset()
                     keyframes.append(i)
+                    if on_frame is not None:
+                        on_frame(i, recon)
                 else:
-                    pending.append(symbols)
+                    pending.append((i, frame, symbols))
                     if len(pending) == packet_frames:
                         flush()
-                if on_frame is not None:
-                    on_frame(i, recon)
                 count = i + 1
                 bar.update(1)
             if count == 0:
@@ -180,6 +199,13 @@ def encode_frames(
         width=size, height=size, fps=float(fps), quality=quality, entropy=entropy, keyframe_codec=keyframe_codec,
         keyframe_quality=keyframe_quality, estimated_token_bits=estimate, encode_seconds=seconds,
         keyframe_indices=keyframes, copy_check=copy_check.result())
+
+
+def frame_tokens(model, frames: Iterable[np.ndarray]) -> torch.Tensor:
+    """E_T's tokens (N, d_m) float32 of uint8 frames (S, S, 3), exactly as :func:`encode_frames` computes them
+    (fp32, one frame per call), for its ``tokens`` argument."""
+    pipe = codec_pipeline(model.eval(), "fp32")
+    return torch.cat([pipe.encode_tokens([f]) for f in frames])
 
 
 def encode_video(

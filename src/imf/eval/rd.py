@@ -15,9 +15,9 @@ For each video:
    for the standard codecs. LPIPS enters as 1 − LPIPS so that every quality grows with rate. Where the
    curves do not overlap the value is None and a note says so: nothing is extrapolated.
 
-Speed (same numbers): the standard codecs are coded in threads beside our encoder, our decoded frames
-are the encoder's closed-loop frames, and all points are scored together batch by batch of the source
-(``_video_points``).
+Speed (same numbers): the standard codecs are coded in threads beside our encoder, E_T runs once per clip
+for all our qualities, our decoded frames are the encoder's closed-loop frames, and all points are scored
+together batch by batch of the source (``_video_points``).
 
 Outputs in ``out_dir``: ``rd.json`` (every point, BD values, notes, settings), ``rd_points.csv``,
 ``rd_report.md``, PNG plots (``plots.py``), and the coded streams under ``streams/``.
@@ -159,19 +159,20 @@ class _Coded:
     decoded: list[np.ndarray]
 
 
-def _ours(model, tables, frames: np.ndarray, fps: float, q: int, path: Path) -> _Coded:
+def _ours(model, tables, frames: np.ndarray, fps: float, q: int, path: Path, tokens=None) -> _Coded:
     """Our codec at one token quality; one keyframe at the start (scene-cut keyframes off), as the baselines.
 
     The decoded frames are the encoder's closed-loop reconstructions (``on_frame``): ``decode_file`` of the
-    file gives these very frames in fp32 (``reconstruct_frame``, batch 1: tests/test_codec_video.py), so the
-    file is not decoded a second time."""
+    file gives these very frames in fp32 (``reconstruct_frames``, packet by packet: tests/test_codec_video.py),
+    so the file is not decoded a second time. ``tokens``: E_T's tokens of ``frames`` (``frame_tokens``), the
+    same at every quality, computed once per clip."""
     from imf.codec.encoder import encode_frames
 
     n, s = frames.shape[0], frames.shape[1]
     decoded: list[np.ndarray] = []
     stats = encode_frames(model, iter(frames), path, fps=fps, tables=tables, quality=int(q),
                           scene_cut_threshold=None, total=n, progress=False,
-                          on_frame=lambda i, frame: decoded.append(frame))
+                          on_frame=lambda i, frame: decoded.append(frame), tokens=tokens)
     st = stats.to_dict()
     file_bytes = path.stat().st_size
     rates = {"bpp_total": st["bpp_total"], "kbps_total": st["kbps_total"], "bpp_tokens": st["bpp_tokens"],
@@ -211,20 +212,24 @@ def _video_points(model, tables, video: str, frames: np.ndarray, fps: float, qua
 
     Same numbers as coding, decoding and scoring the points one after the other, in less time:
     - the standard codecs' encodes (ffmpeg subprocesses) and decodes run in ``workers`` threads, while this
-      thread runs our encoder (and its closed loop) on the model;
+      thread runs our encoder (and its closed loop) on the model; E_T's tokens, the same at every quality,
+      are computed once;
     - our decoded frames are the encoder's own reconstructions (no second decode, see ``_ours``);
     - all points are scored together, batch by batch of the source: the source side of each metric (LPIPS
       features, SSIM moments) is computed once per batch for every point (``score_many_sequences``), while
       VMAF (ffmpeg subprocesses) runs in the threads.
     """
+    from imf.codec.encoder import frame_tokens
+
     n = frames.shape[0]
     source = write_lossless(frames, fps, work / "source.mkv") if vmaf is not None else None
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="imf-rd") as pool:
         pending = [pool.submit(_baseline, codec, v, frames, fps, streams / f"{codec.name}_{codec.spec.param}{v}.mp4")
                    for codec in found for v in points_of[codec.name]]
         coded: list[_Coded] = []
+        tokens = frame_tokens(model, frames)  # (n, d_m): E_T once, whatever the quality
         for q in qualities:
-            coded.append(_ours(model, tables, frames, fps, q, streams / f"{OURS}_q{q}.imf"))
+            coded.append(_ours(model, tables, frames, fps, q, streams / f"{OURS}_q{q}.imf", tokens))
             bar.update(1)
         for future in pending:  # in submission order: the points keep their order
             coded.append(future.result())
