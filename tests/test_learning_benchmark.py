@@ -118,3 +118,33 @@ def test_curve_and_report_on_a_tiny_corpus(tmp_path, corpus, monkeypatch, capsys
             summary["model"]["psnr"] - summary["copy"]["psnr"])
     assert (report["swap_test"] is None) == bool(identity)
     assert report["table"][0].startswith("split")
+
+
+def test_compare_frames_shows_each_model_on_the_same_frames(corpus, tmp_path, tiny_model):
+    """benchmarks/compare_frames.py: a model folder and a training checkpoint, one row each under the truth;
+    the JSON's PSNR is the mean over the shown frames."""
+    from imf.eval.metrics import psnr_uint8
+    from imf.pipeline import Pipeline
+
+    spec = importlib.util.spec_from_file_location("compare_frames", ROOT / "benchmarks" / "compare_frames.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    root, frames = corpus
+    model_dir = tmp_path / "model"
+    tiny_model.save_pretrained(model_dir)
+    ckpt = save_checkpoint(tmp_path / "run", 3, {"step": 3, "ema": tiny_model.state_dict(),
+                                                 "config": json.dumps({"model": tiny_model.config.to_dict()})}, keep=2)
+    out = tmp_path / "cmp" / "frames.png"
+    module.main([str(root / "heldout_people" / "p2_000"), "--models", str(model_dir), str(ckpt),
+                 "--labels", "a", "b", "--count", "3", "--scale", "2", "--out", str(out)])
+    image = Image.open(out)
+    assert image.size == (4 * S * 2, 3 * S * 2)  # reference + 3 frames; truth + 2 models
+    info = json.loads(out.with_suffix(".json").read_text())
+    assert info["frames"] == [1, 3, 6]
+    clip = frames["heldout_people"]
+    rebuilt = list(Pipeline(tiny_model.eval(), device="cpu", precision="fp32").reconstruct(clip[[1, 3, 6]], clip[0]))
+    expected = np.mean([psnr_uint8(r, clip[i]) for r, i in zip(rebuilt, (1, 3, 6))])
+    assert info["mean_psnr_db"]["a"] == pytest.approx(expected) and info["mean_psnr_db"]["b"] == pytest.approx(expected)
+    with pytest.raises(SystemExit):
+        module.main([str(root / "heldout_people" / "p2_000"), "--models", str(model_dir), "--labels", "a", "b",
+                     "--out", str(out)])
